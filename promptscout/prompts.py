@@ -1,0 +1,223 @@
+"""Prompts: what a searcher proposes and an evaluator scores.
+
+A :class:`Prompt` is plain, frozen, hashable data with a JSON round trip. Rendering fills ``{field}``
+placeholders by a small tokenizer of the template, never by :meth:`str.format`: a field value is
+inserted verbatim and never re-read as a template, and a placeholder can only name a field, so
+``{text.__class__}`` or ``{text[0]}`` are plain text, not attribute or item access.
+
+Rendered layout (blocks joined by ``separator``)::
+
+    instruction
+    demo 1 (template filled with the demo's fields, then its label word)
+    ...
+    the template filled with the example's fields
+
+Trigger slots ``[T]`` in the template are filled, in order, with ``triggers``. The label slot
+``[P]`` marks where a masked LM predicts the label word; causal LMs predict it after the text, so
+a trailing ``[P]`` is simply dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from promptscout.errors import PromptscoutError
+
+if TYPE_CHECKING:
+    from promptscout.tasks import Example, Task
+
+TRIGGER = "[T]"
+LABEL_SLOT = "[P]"
+
+# One alternation, scanned left to right: escaped braces, a placeholder, a trigger slot, or a lone
+# brace. Scanning once means nothing inserted (a field value, a trigger) is ever scanned again.
+_TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}|\[T\]|\{|\}")
+
+
+def continuation(text: str, word: str) -> str:
+    """The text a label word adds after ``text``: ``" " + word`` unless a space is already there.
+
+    Byte-level BPE tokenizers spell a word differently at the start of a line and after a space;
+    labels read naturally as the next word, so they get a leading space unless the text ends in
+    whitespace (``"Sentiment:\\n"``) or the word starts with one.
+    """
+    if not text or text[-1].isspace() or word[:1].isspace():
+        return word
+    return " " + word
+
+
+def template_fields(template: str) -> tuple[str, ...]:
+    """The field names a template's placeholders refer to, in order of first use."""
+    names: list[str] = []
+    for match in _TEMPLATE_TOKEN.finditer(template):
+        name = match.group(1)
+        if name and name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def fill_template(
+    template: str, fields: Mapping[str, str], triggers: Sequence[str] = ()
+) -> str:
+    """Replace ``{name}`` placeholders with ``fields[name]`` and ``[T]`` slots with ``triggers``.
+
+    ``{{``/``}}`` are literal braces; a lone brace that does not form a placeholder is kept as
+    text; ``[T]`` slots beyond ``triggers`` are kept as text. Values are inserted verbatim.
+    """
+    out: list[str] = []
+    pos = 0
+    next_trigger = iter(triggers)
+    for match in _TEMPLATE_TOKEN.finditer(template):
+        out.append(template[pos : match.start()])
+        token = match.group(0)
+        name = match.group(1)
+        if name is not None:
+            if name not in fields:
+                known = ", ".join(f"{{{k}}}" for k in fields) or "none"
+                raise PromptscoutError(
+                    f"template field {{{name}}} is not an input field of this task (fields: {known})"
+                )
+            out.append(str(fields[name]))
+        elif token == TRIGGER:
+            out.append(next(next_trigger, TRIGGER))
+        elif token in ("{{", "}}"):
+            out.append(token[0])
+        else:
+            out.append(token)
+        pos = match.end()
+    out.append(template[pos:])
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A candidate prompt.
+
+    Attributes:
+        template: Text with ``{field}`` placeholders (at least one), optional ``[T]`` trigger
+            slots and an optional ``[P]`` label slot.
+        label_words: One verbalizer per class, in label order (empty for generation tasks).
+        instruction: Text placed before everything else.
+        demos: Ids of training examples shown as demonstrations, in order.
+        triggers: The texts that fill the ``[T]`` slots, one per slot.
+        separator: Joins instruction, demonstrations and the query.
+        metadata: Searcher notes (not part of the prompt's identity).
+    """
+
+    template: str
+    label_words: tuple[str, ...] = ()
+    instruction: str = ""
+    demos: tuple[str, ...] = ()
+    triggers: tuple[str, ...] = ()
+    separator: str = "\n\n"
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        # Lists from JSON or configs become tuples so the prompt stays hashable.
+        for name in ("label_words", "demos", "triggers"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, Sequence):
+                raise PromptscoutError(f"Prompt.{name} must be a list of strings, got {value!r}")
+            object.__setattr__(self, name, tuple(str(v) for v in value))
+        if not template_fields(self.template):
+            raise PromptscoutError(
+                f"template {self.template!r} has no input field placeholder; add one such as {{text}}"
+            )
+        slots = self.template.count(TRIGGER)
+        if len(self.triggers) != slots:
+            raise PromptscoutError(
+                f"template has {slots} {TRIGGER} slot(s) but {len(self.triggers)} trigger(s) are given"
+            )
+        if self.template.count(LABEL_SLOT) > 1:
+            raise PromptscoutError(f"template has more than one {LABEL_SLOT} label slot")
+        if len(set(self.label_words)) != len(self.label_words):
+            raise PromptscoutError(
+                f"label words {list(self.label_words)} repeat a word; each class needs its own"
+            )
+        if any(not w.strip() for w in self.label_words):
+            raise PromptscoutError(f"label words {list(self.label_words)} contain an empty word")
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Input fields the template uses."""
+        return template_fields(self.template)
+
+    @property
+    def key(self) -> str:
+        """A stable content hash (16 hex digits) of everything that changes what the model sees."""
+        payload = json.dumps(self._identity(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+    def _identity(self) -> dict[str, Any]:
+        return {
+            "template": self.template,
+            "label_words": list(self.label_words),
+            "instruction": self.instruction,
+            "demos": list(self.demos),
+            "triggers": list(self.triggers),
+            "separator": self.separator,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form; :meth:`from_dict` reads it back."""
+        data = self._identity()
+        if self.metadata:
+            data["metadata"] = dict(self.metadata)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Prompt:
+        """Build a prompt from :meth:`to_dict` output; unknown keys are an error."""
+        known = {"template", "label_words", "instruction", "demos", "triggers", "separator"}
+        unknown = sorted(set(data) - known - {"metadata"})
+        if unknown:
+            raise PromptscoutError(f"unknown prompt key(s) {unknown}; known: {sorted(known)}")
+        if "template" not in data:
+            raise PromptscoutError("a prompt needs a 'template'")
+        kwargs = {k: data[k] for k in known if k in data}
+        return cls(**kwargs, metadata=dict(data.get("metadata") or {}))
+
+    def check_task(self, task: Task) -> None:
+        """Raise a one-line error if this prompt cannot be used on ``task``."""
+        unknown = [f for f in self.fields if f not in task.input_fields]
+        if unknown:
+            fields = ", ".join(f"{{{f}}}" for f in task.input_fields)
+            raise PromptscoutError(
+                f"template field {{{unknown[0]}}} is not an input field of task "
+                f"'{task.name}' (fields: {fields})"
+            )
+        if task.kind == "classification" and len(self.label_words) != task.num_classes:
+            raise PromptscoutError(
+                f"prompt has {len(self.label_words)} label word(s) but task '{task.name}' has "
+                f"{task.num_classes} classes {list(task.classes)}; give one word per class"
+            )
+
+    def render(self, example: Example, demos: Sequence[Example] = ()) -> str:
+        """The text the model reads for ``example``; ``demos`` are the examples named by ``demos``."""
+        blocks = [self.instruction] if self.instruction else []
+        blocks.extend(self._with_answer(self._fill(d.fields), d.label) for d in demos)
+        blocks.append(self._fill(example.fields))
+        return self.separator.join(blocks)
+
+    def render_frame(self) -> str:
+        """The prompt with every input field empty and no demos: its own fixed text."""
+        blank = {name: "" for name in self.fields}
+        text = self._fill(blank)
+        return self.separator.join([self.instruction, text]) if self.instruction else text
+
+    def _fill(self, fields: Mapping[str, str]) -> str:
+        text = fill_template(self.template, fields, self.triggers)
+        if self.template.endswith(LABEL_SLOT):
+            text = text[: -len(LABEL_SLOT)]
+        return text
+
+    def _with_answer(self, text: str, label: int | str) -> str:
+        word = self.label_words[label] if isinstance(label, int) else label
+        if LABEL_SLOT in self.template:  # an inner slot (masked LMs): the answer goes there
+            return text.replace(LABEL_SLOT, word, 1)
+        return text + continuation(text, word)

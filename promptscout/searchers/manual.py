@@ -1,0 +1,80 @@
+"""Manual search: score the hand-written prompts you list, every combination once.
+
+Example:
+    >>> from promptscout.searchers.manual import ManualConfig, ManualSearcher
+    >>> from promptscout.searchers.base import SearchContext
+    >>> from promptscout.tasks import load_task
+    >>> task = load_task("sst-2")
+    >>> config = ManualConfig(templates=["Review: {text}\\nSentiment:", "{text} It was"],
+    ...                       label_words=[["negative", "positive"], ["terrible", "great"]])
+    >>> searcher = ManualSearcher(config, SearchContext(task, task.label_words, seed=0))
+    >>> len(searcher.ask(10))
+    4
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptscout.errors import PromptscoutError
+from promptscout.prompts import Prompt
+from promptscout.searchers.base import SearchContext, Searcher, SearcherConfig
+
+
+@dataclass
+class ManualConfig(SearcherConfig):
+    """Options of the manual searcher.
+
+    Attributes:
+        templates: Templates with ``{field}`` placeholders (required).
+        label_words: Alternative label-word lists, one word per class each (default: the
+            campaign's label words).
+        instructions: Alternative instructions ("" for none).
+    """
+
+    templates: list[str] = field(default_factory=list)
+    label_words: list[list[str]] = field(default_factory=list)
+    instructions: list[str] = field(default_factory=lambda: [""])
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.templates:
+            raise PromptscoutError("the manual searcher needs 'templates', a list of templates")
+
+
+class ManualSearcher(Searcher):
+    """Asks for each (template, label words, instruction) combination once, in order."""
+
+    type_name = "manual"
+    config_class = ManualConfig
+    config: ManualConfig
+
+    def __init__(self, config: ManualConfig, context: SearchContext) -> None:
+        super().__init__(config, context)
+        label_sets = [tuple(ws) for ws in config.label_words] or [context.label_words]
+        self._prompts = [
+            Prompt(template, label_words, instruction, metadata={"searcher": self.name})
+            for template, label_words, instruction in itertools.product(
+                config.templates, label_sets, config.instructions
+            )
+        ]
+        for prompt in self._prompts:
+            prompt.check_task(context.task)
+        self._next = 0
+
+    def ask(self, n: int) -> list[Prompt]:
+        batch = self._prompts[self._next : self._next + n]
+        self._next += len(batch)
+        return batch
+
+    @property
+    def exhausted(self) -> bool:
+        return self._next >= len(self._prompts)
+
+    def state(self) -> dict[str, Any]:
+        return {"next": self._next}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._next = int(state["next"])

@@ -1,0 +1,81 @@
+"""Fixtures for campaign, store and CLI tests: a tiny task folder and campaign files that use the
+tiny random causal model from conftest. Imported into conftest.py."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+POSITIVE = ["the movie was great", "a good film", "a wonderful story", "i loved it",
+            "the acting is good", "this film is great", "great and good", "a great movie"]
+NEGATIVE = ["the movie was terrible", "a bad film", "an awful story", "i hated it",
+            "the plot is bad", "this film is terrible", "terrible and bad", "a bad movie"]
+
+
+def write_tiny_task(path: Path) -> Path:
+    """A two-class task folder: train/dev with 8 examples, test with 16 (tsv)."""
+    path.mkdir(parents=True, exist_ok=True)
+    rows = [(t, 1) for t in POSITIVE] + [(t, 0) for t in NEGATIVE]
+    splits = {"train": rows[::2], "dev": rows[1::2], "test": rows}
+    for split, split_rows in splits.items():
+        lines = ["sentence\tlabel"] + [f"{t}\t{label}" for t, label in split_rows]
+        (path / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_task_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_task(tmp_path_factory.mktemp("tiny_task"))
+
+
+def campaign_text(model_dir: Path, task_dir: Path, store: Path, *, budget: int = 200,
+                  extra: str = "") -> str:
+    """A campaign file on the tiny model and task: manual prompts plus random search."""
+    return textwrap.dedent(f"""\
+        [campaign]
+        name = "tiny"
+        seed = 0
+        store = "{store}"
+
+        [model]
+        name = "{model_dir}"
+
+        [task]
+        path = "{task_dir}"
+        label_words = ["bad", "good"]
+
+        [objective]
+        name = ["accuracy", "cross_entropy"]
+
+        [budget]
+        examples = {budget}
+
+        [leaderboard]
+        top_k = 2
+
+        [[searchers]]
+        type = "manual"
+        templates = ["Review: {{text}}\\nSentiment:", "{{text}} It was"]
+        batch_size = 2
+
+        [[searchers]]
+        type = "random"
+        batch_size = 3
+        label_words = [["bad", "terrible", "negative"], ["good", "great", "positive"]]
+        max_demos = 2
+        """) + extra
+
+
+@pytest.fixture
+def write_campaign(tmp_path: Path, tiny_causal_dir: Path, tiny_task_dir: Path):
+    """``write_campaign(**kw) -> Path`` of a campaign file whose store is ``tmp_path/tiny.db``."""
+
+    def write(name: str = "campaign.toml", **kwargs) -> Path:
+        path = tmp_path / name
+        path.write_text(campaign_text(tiny_causal_dir, tiny_task_dir, tmp_path / "tiny.db",
+                                      **kwargs), encoding="utf-8")
+        return path
+
+    return write

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from promptscout.campaign import Campaign, default_evaluator
+from promptscout.config import load_config
+from promptscout.leaderboard import build_leaderboard
+from promptscout.store import Store
+
+
+def run(config, **kwargs):
+    store = Store(config.store_path)
+    campaign = Campaign(config, store, progress=False, **kwargs)
+    try:
+        return campaign.run(), store
+    finally:
+        store.close()
+
+
+def board(path):
+    with Store(path, readonly=True) as store:
+        return [(e.prompt.key, e.searcher, e.dev, e.test) for e in build_leaderboard(store)]
+
+
+def test_campaign_end_to_end(write_campaign):
+    config = load_config(write_campaign(budget=160))
+    result, _ = run(config)
+    # 8 dev examples per candidate: the budget allows exactly 20 candidates.
+    assert result.examples_scored == 160
+    assert result.stop_reason == "example budget spent"
+    entries = result.leaderboard
+    assert len(entries) == 20
+    assert {e.searcher for e in entries} == {"manual", "random"}
+    scores = [e.dev["accuracy"] for e in entries]
+    assert scores == sorted(scores, reverse=True)
+    assert all(e.test is not None for e in entries[:2]) and all(e.test is None for e in entries[2:])
+    exported = json.loads(config.export_path.read_text())
+    assert exported["entries"][0]["prompt"] == entries[0].prompt.to_dict()
+    assert exported["model"]["fingerprint"] and len(exported["entries"]) == 2
+
+
+def test_duplicates_are_scored_once(write_campaign):
+    extra = '\n[[searchers]]\ntype = "manual"\nname = "again"\ntemplates = ["{text} It was"]\n'
+    config = load_config(write_campaign(budget=80, extra=extra))
+    result, _ = run(config)
+    with Store(config.store_path, readonly=True) as store:
+        keys = [s.evaluation.prompt_key for s in store.evaluations("dev")]
+    assert len(keys) == len(set(keys)) == result.examples_scored // 8
+
+
+def test_killed_campaign_resumes_to_the_same_leaderboard(write_campaign, tmp_path):
+    straight = load_config(write_campaign("a.toml", budget=240))
+    straight.store = str(tmp_path / "straight.db")
+    straight.export = str(tmp_path / "straight.json")
+    run(straight)
+
+    killed = load_config(write_campaign("b.toml", budget=240))
+    killed.store = str(tmp_path / "killed.db")
+
+    def dying_factory(task, objectives, config):
+        evaluator = default_evaluator(task, objectives, config)
+        inner = evaluator.iter_evaluate
+        count = {"n": 0}
+
+        def iter_evaluate(*args, **kwargs):
+            for evaluation in inner(*args, **kwargs):
+                count["n"] += 1
+                if count["n"] == 11:
+                    raise KeyboardInterrupt  # dies mid-batch, after 10 committed evaluations
+                yield evaluation
+
+        evaluator.iter_evaluate = iter_evaluate
+        return evaluator
+
+    with pytest.raises(KeyboardInterrupt):
+        run(killed, evaluator_factory=dying_factory)
+    with Store(killed.store_path, readonly=True) as store:
+        assert store.count_evaluations() == 10
+        before = {s.id: s.evaluation.to_dict() for s in store.evaluations()}
+    run(killed)  # resume: same config, same store
+    with Store(killed.store_path, readonly=True) as store:
+        after = {s.id: s.evaluation.to_dict() for s in store.evaluations()}
+    assert all(after[i] == before[i] for i in before)  # nothing lost or rewritten
+    assert board(killed.store_path) == board(straight.store_path)
+
+
+def test_failing_objective_marks_candidates_not_the_campaign(write_campaign, tmp_path, monkeypatch):
+    (tmp_path / "broken_metric.py").write_text("def metric(data):\n    raise ValueError('boom')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = load_config(write_campaign(budget=32))
+    config.objective.names = ["accuracy", "broken_metric:metric"]
+    result, _ = run(config)
+    with Store(config.store_path, readonly=True) as store:
+        errors = [s.evaluation.error for s in store.evaluations("dev")]
+    assert errors and all("objective error: boom" in e for e in errors)
+    assert result.leaderboard == []
+
+
+def test_time_budget_stops_the_search(write_campaign):
+    config = load_config(write_campaign(budget=100000))
+    config.budget.minutes = 1e-6
+    result, _ = run(config)
+    assert result.stop_reason == "time budget spent"

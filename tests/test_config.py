@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from promptscout.config import CampaignConfig, load_config
+from promptscout.errors import PromptscoutError
+
+GOOD = """\
+[campaign]
+name = "demo"
+seed = 3
+
+[task]
+name = "sst-2"
+label_words = ["terrible", "great"]
+
+[objective]
+name = ["accuracy", "prompt_length"]
+weights = [1, 0.001]
+
+[budget]
+examples = 640
+
+[[searchers]]
+type = "manual"
+templates = ["{text} It was"]
+
+[[searchers]]
+type = "random"
+max_demos = 2
+"""
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "c.toml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def error_of(tmp_path, text: str) -> str:
+    with pytest.raises(PromptscoutError) as info:
+        load_config(write(tmp_path, text))
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_good_config_and_defaults(tmp_path):
+    config = load_config(write(tmp_path, GOOD))
+    assert config.name == "demo" and config.seed == 3
+    assert config.task.spec == "sst-2" and config.task.split_seed == 42
+    assert config.objective.weights == [1.0, 0.001]
+    assert config.budget.examples == 640 and config.budget.minutes is None
+    assert config.model.name == "smollm2-135m-instruct"
+    assert [s.type for s in config.searchers] == ["manual", "random"]
+    assert config.searchers[1].line == 20 and config.searchers[1].options == {"max_demos": 2}
+    assert str(config.store_path) == "runs/demo.db" and config.export_path.name == "demo.json"
+    assert CampaignConfig.from_dict(config.to_dict()) == config
+
+
+def test_malformed_toml_names_the_line(tmp_path):
+    message = error_of(tmp_path, GOOD.replace('seed = 3', 'seed = = 3'))
+    assert "c.toml: invalid TOML" in message and "line 3" in message
+
+
+def test_unknown_key_names_table_key_and_line(tmp_path):
+    message = error_of(tmp_path, GOOD.replace("examples = 640", "exampels = 640"))
+    assert message.startswith(f"{tmp_path / 'c.toml'}:14: [budget] exampels: unknown key")
+    assert "examples" in message
+
+
+def test_unknown_table(tmp_path):
+    assert "[modle]: unknown table" in error_of(tmp_path, GOOD + "\n[modle]\nname = 'x'\n")
+
+
+def test_wrong_types_and_values(tmp_path):
+    assert ":14: [budget] examples: must be int" in error_of(
+        tmp_path, GOOD.replace("examples = 640", 'examples = "640"'))
+    assert ":14: [budget] examples: must be a positive" in error_of(
+        tmp_path, GOOD.replace("examples = 640", "examples = -5"))
+    assert "[objective] weights: must be 2 numbers" in error_of(
+        tmp_path, GOOD.replace("[1, 0.001]", "[1]"))
+
+
+def test_task_needs_exactly_one_source(tmp_path):
+    assert "[task]: give exactly one of 'name'" in error_of(
+        tmp_path, GOOD.replace('name = "sst-2"', 'name = "sst-2"\npath = "data/x"'))
+
+
+def test_unknown_searcher_type_and_option(tmp_path):
+    message = error_of(tmp_path, GOOD.replace('type = "random"', 'type = "genetic"'))
+    assert ":21: [searchers] type: unknown searcher type 'genetic'" in message
+    message = error_of(tmp_path, GOOD.replace("max_demos = 2", "max_demo = 2"))
+    assert ":22: [searchers] max_demo: unknown option of searcher 'random'" in message
+
+
+def test_searcher_needs_a_type_and_distinct_names(tmp_path):
+    assert "missing 'type'" in error_of(tmp_path, GOOD.replace('type = "random"\n', ""))
+    assert "two searchers are named 'manual'" in error_of(
+        tmp_path, GOOD.replace('type = "random"\nmax_demos = 2', 'type = "manual"\ntemplates = '
+                               '["{text}"]'))
+    assert "add at least one [[searchers]]" in error_of(tmp_path, GOOD.split("[[searchers]]")[0])
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(PromptscoutError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+    path = tmp_path / "bad.toml"
+    path.write_bytes(b"[campaign]\nname = \"\xff\"\n")
+    with pytest.raises(PromptscoutError, match="not UTF-8"):
+        load_config(path)
