@@ -35,7 +35,7 @@ class LocalEvaluator(Evaluator):
         model: LanguageModel,
         task: Task,
         objectives: Sequence[Objective],
-        texts_per_call: int = 256,
+        texts_per_call: int = 128,
         max_new_tokens: int = 32,
     ) -> None:
         self.model = model
@@ -91,7 +91,7 @@ class LocalEvaluator(Evaluator):
         ids = tuple(e.id for e in examples)
         started, tokens_before = time.perf_counter(), self.model.tokens_forwarded
         try:
-            outputs = self._model_outputs(chunk)
+            outputs = self._model_outputs(chunk, progress)
         except Exception as exc:
             if len(chunk) > 1:  # find which prompt failed; the others still get scored
                 for item in chunk:
@@ -111,17 +111,25 @@ class LocalEvaluator(Evaluator):
             yield Evaluation(
                 prompt.key, split, ids, plain, values, len(examples), tokens, seconds, error
             )
-            if progress is not None:
-                progress(len(examples))
 
-    def _model_outputs(self, chunk: list[tuple[Prompt, list[str]]]) -> list:
+    def _model_outputs(
+        self, chunk: list[tuple[Prompt, list[str]]], progress: ProgressCallback | None
+    ) -> list:
+        """Model outputs per prompt of the chunk, computed in slices of ``texts_per_call`` texts
+        (progress is reported after each slice)."""
         texts = [t for _, prompt_texts in chunk for t in prompt_texts]
+        parts: list = []
+        for start in range(0, len(texts), self.texts_per_call):
+            piece = texts[start : start + self.texts_per_call]
+            if self.task.kind == "generation":
+                parts.extend(self.model.generate(piece, self.max_new_tokens))
+            else:
+                parts.append(self.model.score_labels(piece, chunk[0][0].label_words))
+            if progress is not None:
+                progress(len(piece))
+        outputs = parts if self.task.kind == "generation" else np.concatenate(parts)
         n = len(chunk[0][1])
-        if self.task.kind == "generation":
-            generated = self.model.generate(texts, self.max_new_tokens)
-            return [generated[i * n : (i + 1) * n] for i in range(len(chunk))]
-        scores = self.model.score_labels(texts, chunk[0][0].label_words)
-        return [scores[i * n : (i + 1) * n] for i in range(len(chunk))]
+        return [outputs[i * n : (i + 1) * n] for i in range(len(chunk))]
 
     def _objective_values(
         self, prompt: Prompt, examples: Sequence[Example], outputs: object

