@@ -106,7 +106,9 @@ class Campaign:
         searchers = []
         for position, spec in enumerate(self.config.searchers):
             context = SearchContext(
-                self.task, self.task.label_words, searcher_seed(self.config.seed, position),
+                self.task,
+                self.task.label_words,
+                searcher_seed(self.config.seed, position),
                 self.ranking,
             )
             try:
@@ -183,8 +185,9 @@ class Campaign:
     def _budget_left(self, started: float, prior_seconds: float) -> tuple[int | None, bool]:
         """(examples left or None for unlimited, whether time is left)."""
         examples = self.config.budget.examples
-        left = None if examples is None else examples - self.store.examples_scored(
-            self.search_split)
+        left = (
+            None if examples is None else examples - self.store.examples_scored(self.search_split)
+        )
         minutes = self.config.budget.minutes
         time_left = minutes is None or prior_seconds + time.time() - started < minutes * 60
         return left, time_left
@@ -194,8 +197,13 @@ class Campaign:
         per_prompt = len(self.search_ids)
         budget = self.config.budget.examples
         bar = tqdm(
-            total=budget, initial=self.store.examples_scored(self.search_split), unit="ex",
-            desc="search", disable=not self.progress, file=sys.stderr, dynamic_ncols=True,
+            total=budget,
+            initial=self.store.examples_scored(self.search_split),
+            unit="ex",
+            desc="search",
+            disable=not self.progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
         )
         idle = 0
         try:
@@ -257,10 +265,18 @@ class Campaign:
             prompts = [e.prompt for e in finalists]
             searchers = {e.prompt.key: e.searcher for e in finalists}
             total = len(prompts) * len(holdout_ids)
-            _log(f"re-scoring the top {len(prompts)} on {holdout_split} "
-                 f"({len(holdout_ids)} held-out examples each)")
-            with tqdm(total=total, unit="ex", desc=holdout_split, disable=not self.progress,
-                      file=sys.stderr, dynamic_ncols=True) as bar:
+            _log(
+                f"re-scoring the top {len(prompts)} on {holdout_split} "
+                f"({len(holdout_ids)} held-out examples each)"
+            )
+            with tqdm(
+                total=total,
+                unit="ex",
+                desc=holdout_split,
+                disable=not self.progress,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            ) as bar:
                 by_key = {p.key: p for p in prompts}
                 for evaluation in self.evaluator.iter_evaluate(
                     prompts, holdout_split, holdout_ids, progress=bar.update
@@ -288,7 +304,9 @@ def default_evaluator(task: Task, objectives: list[Objective], config: CampaignC
     from promptscout.model import load_model
 
     model = load_model(
-        config.model.name, dtype=config.model.dtype, device=config.model.device,
+        config.model.name,
+        dtype=config.model.dtype,
+        device=config.model.device,
         batch_size=config.model.batch_size,
     )
     return LocalEvaluator(model, task, objectives)

@@ -39,7 +39,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         config.store = args.store
     if args.budget is not None:
         if args.budget < 1:
-            raise PromptscoutError(f"--budget must be a positive number of examples, got {args.budget}")
+            raise PromptscoutError(
+                f"--budget must be a positive number of examples, got {args.budget}"
+            )
         config.budget.examples = args.budget
     if args.seed is not None:
         config.seed = args.seed
@@ -62,7 +64,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     data = store.get_meta("config")
     if data is None:
         store.close()
-        raise PromptscoutError(f"store {args.store} holds no campaign; start one with `promptscout run`")
+        raise PromptscoutError(
+            f"store {args.store} holds no campaign; start one with `promptscout run`"
+        )
     config = CampaignConfig.from_dict(data)
     config.store = str(args.store)
     return _run_campaign(config, store, args.top)
@@ -76,18 +80,24 @@ def _run_campaign(config: Any, store: Any, top: int) -> int:
     try:
         campaign = Campaign(config, store)
         n = len(campaign.search_ids)
-        _note(f"campaign '{config.name}': task {campaign.task.name} ({n} {campaign.search_split} "
-              f"examples per candidate), {len(campaign.searchers)} searcher(s), store {store.path}")
+        _note(
+            f"campaign '{config.name}': task {campaign.task.name} ({n} {campaign.search_split} "
+            f"examples per candidate), {len(campaign.searchers)} searcher(s), store {store.path}"
+        )
         started = time.time()
         result = campaign.run()
-        _note(f"stopped: {result.stop_reason}; {result.examples_scored} examples scored, "
-              f"{result.evaluations} evaluations stored, {time.time() - started:.0f} s")
+        _note(
+            f"stopped: {result.stop_reason}; {result.examples_scored} examples scored, "
+            f"{result.evaluations} evaluations stored, {time.time() - started:.0f} s"
+        )
         print(format_table(result.leaderboard[:top], config.objective.names))
         _note(f"export: {config.export_path}")
         return 0
     except KeyboardInterrupt:
-        _note(f"interrupted; every finished evaluation is stored. Continue with: "
-              f"promptscout resume {store.path}")
+        _note(
+            f"interrupted; every finished evaluation is stored. Continue with: "
+            f"promptscout resume {store.path}"
+        )
         return EXIT_INTERRUPTED
     finally:
         if campaign is not None:
@@ -109,7 +119,9 @@ def _prompt_from_export(path: str, rank: int) -> tuple[Any, dict[str, Any]]:
     if not entries:
         raise PromptscoutError(f"{path} is not a promptscout export (no 'entries')")
     if not 1 <= rank <= len(entries):
-        raise PromptscoutError(f"{path} has {len(entries)} entries; --rank must be 1..{len(entries)}")
+        raise PromptscoutError(
+            f"{path} has {len(entries)} entries; --rank must be 1..{len(entries)}"
+        )
     return Prompt.from_dict(entries[rank - 1]["prompt"]), payload
 
 
@@ -137,7 +149,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.prompt:
         prompt, exported = _prompt_from_export(args.prompt, args.rank)
     elif args.template is None:
-        raise PromptscoutError("give --template TEXT (e.g. 'Review: {text}\\nSentiment:') or --prompt FILE")
+        raise PromptscoutError(
+            "give --template TEXT (e.g. 'Review: {text}\\nSentiment:') or --prompt FILE"
+        )
     task_spec = args.task or exported.get("task", {}).get("spec")
     if not task_spec:
         raise PromptscoutError("give --task (a bundled name such as sst-2, or a folder)")
@@ -146,16 +160,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         split_seed = exported.get("task", {}).get("split_seed", 42)
     task = load_task(task_spec, seed=split_seed)
     if not args.prompt:
-        words = tuple(w.strip() for w in args.label_words.split(",")) if args.label_words else (
-            task.label_words)
+        words = (
+            tuple(w.strip() for w in args.label_words.split(","))
+            if args.label_words
+            else (task.label_words)
+        )
         template = _unescape(args.template) if args.escapes else args.template
         prompt = Prompt(template, words, instruction=args.instruction or "")
     prompt.check_task(task)
     model_name = args.model or exported.get("model", {}).get("name") or "smollm2-135m-instruct"
-    names = args.objective or (["accuracy", "macro_f1", "cross_entropy"]
-                               if task.kind == "classification" else ["exact_match"])
-    config = CampaignConfig(name="evaluate", task=TaskConfig(name=task_spec),
-                            objective=ObjectiveConfig(names=names))
+    names = args.objective or (
+        ["accuracy", "macro_f1", "cross_entropy"]
+        if task.kind == "classification"
+        else ["exact_match"]
+    )
+    config = CampaignConfig(
+        name="evaluate", task=TaskConfig(name=task_spec), objective=ObjectiveConfig(names=names)
+    )
     objectives = campaign_objectives(config, task)
     examples = task.split(args.split)
 
@@ -167,8 +188,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = load_model(model_name, dtype=args.dtype, device=args.device, batch_size=args.batch_size)
     evaluator = LocalEvaluator(model, task, objectives)
     started = time.perf_counter()
-    with tqdm(total=len(examples), unit="ex", desc=args.split, file=sys.stderr,
-              disable=args.quiet, dynamic_ncols=True) as bar:
+    with tqdm(
+        total=len(examples),
+        unit="ex",
+        desc=args.split,
+        file=sys.stderr,
+        disable=args.quiet,
+        dynamic_ncols=True,
+    ) as bar:
         (evaluation,) = evaluator.evaluate([prompt], args.split, progress=bar.update)
     seconds = time.perf_counter() - started
     if evaluation.error:
@@ -184,8 +211,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "fingerprint": model.fingerprint,
         "prompt": prompt.to_dict(),
     }
-    if exported and "fingerprint" in exported.get("model", {}) and (
-        exported["model"]["fingerprint"] not in (None, model.fingerprint)
+    if (
+        exported
+        and "fingerprint" in exported.get("model", {})
+        and (exported["model"]["fingerprint"] not in (None, model.fingerprint))
     ):
         _note("note: the export was made with a different model fingerprint")
     if args.json:
@@ -276,7 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a campaign from a TOML file")
     run.add_argument("campaign", help="campaign file (TOML)")
-    run.add_argument("--store", help="SQLite store path (default: [campaign] store or runs/<name>.db)")
+    run.add_argument(
+        "--store", help="SQLite store path (default: [campaign] store or runs/<name>.db)"
+    )
     run.add_argument("--budget", type=int, help="examples to score on the search split")
     run.add_argument("--seed", type=int, help="campaign seed")
     run.add_argument("--top", type=int, default=10, help="leaderboard rows to print")
@@ -295,14 +326,20 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--prompt", help="an export JSON file (from `promptscout export`)")
     ev.add_argument("--rank", type=int, default=1, help="which entry of --prompt (default 1)")
     ev.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    ev.add_argument("--split-seed", type=int, help="few-shot split seed of bundled tasks (default 42)")
+    ev.add_argument(
+        "--split-seed", type=int, help="few-shot split seed of bundled tasks (default 42)"
+    )
     ev.add_argument("--model", help="model name or folder (default: the embedded SmolLM2)")
     ev.add_argument("--objective", action="append", help="objective(s) to report (repeatable)")
     ev.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--batch-size", type=int, default=16)
-    ev.add_argument("--no-escapes", dest="escapes", action="store_false",
-                    help="take --template literally (by default \\n and \\t are unescaped)")
+    ev.add_argument(
+        "--no-escapes",
+        dest="escapes",
+        action="store_false",
+        help="take --template literally (by default \\n and \\t are unescaped)",
+    )
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)

@@ -196,8 +196,16 @@ class _Parser:
         raise PromptscoutError(f"{where}: {what}: {problem}")
 
 
-_TOP_LEVEL = {"campaign", "model", "task", "objective", "budget", "evaluator", "leaderboard",
-              "searchers"}
+_TOP_LEVEL = {
+    "campaign",
+    "model",
+    "task",
+    "objective",
+    "budget",
+    "evaluator",
+    "leaderboard",
+    "searchers",
+}
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>", text: str = "") -> CampaignConfig:
@@ -321,8 +329,11 @@ def _searcher_specs(parser: _Parser, entries: Any) -> list[SearcherSpec]:
             fields = {f.name for f in dataclasses.fields(cls.config_class)}
             for key in options:
                 if key not in fields:
-                    section.fail(key, f"unknown option of searcher '{type_name}'; options: "
-                                 f"{', '.join(sorted(fields))}")
+                    section.fail(
+                        key,
+                        f"unknown option of searcher '{type_name}'; options: "
+                        f"{', '.join(sorted(fields))}",
+                    )
             build_config(cls, options)
         except PromptscoutError as exc:
             if str(exc).startswith(parser.source):
@@ -332,8 +343,12 @@ def _searcher_specs(parser: _Parser, entries: Any) -> list[SearcherSpec]:
     names = [s.options.get("name") or s.type for s in specs]
     for i, name in enumerate(names):
         if names.index(name) != i:
-            parser.fail("searchers", "name", f"two searchers are named '{name}'; give each a "
-                        "distinct 'name'", i)
+            parser.fail(
+                "searchers",
+                "name",
+                f"two searchers are named '{name}'; give each a distinct 'name'",
+                i,
+            )
     return specs
 
 
@@ -345,8 +360,9 @@ def load_config(path: str | Path) -> CampaignConfig:
     except FileNotFoundError:
         raise PromptscoutError(f"campaign file {path} does not exist") from None
     except UnicodeDecodeError as exc:
-        raise PromptscoutError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") \
-            from None
+        raise PromptscoutError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
     except OSError as exc:
         raise PromptscoutError(f"cannot read campaign file {path}: {exc.strerror}") from None
     try:

@@ -84,8 +84,15 @@ def build_leaderboard(
         if key not in ranked_by:
             continue
         rows.append(
-            LeaderboardEntry(0, searcher, "prompt", prompt, dev.get(key), test.get(key),
-                             ranking.score(ranked_by[key]))
+            LeaderboardEntry(
+                0,
+                searcher,
+                "prompt",
+                prompt,
+                dev.get(key),
+                test.get(key),
+                ranking.score(ranked_by[key]),
+            )
         )
     # Ties: the earlier prompt (store order) keeps the better rank, so ranks are reproducible.
     rows.sort(key=lambda e: -e.score if math.isfinite(e.score) else math.inf)
@@ -96,21 +103,28 @@ def build_leaderboard(
 
 def format_table(entries: list[LeaderboardEntry], objectives: list[str]) -> str:
     """A plain-text table for terminals."""
-    head = ["rank", "searcher"] + [f"dev {o}" for o in objectives] + [
-        f"test {o}" for o in objectives
-    ] + ["prompt"]
+    head = (
+        ["rank", "searcher"]
+        + [f"dev {o}" for o in objectives]
+        + [f"test {o}" for o in objectives]
+        + ["prompt"]
+    )
     lines = []
     for e in entries:
         cells = [str(e.rank), e.searcher]
         for values in (e.dev, e.test):
-            cells += ["-" if values is None or o not in values else f"{values[o]:.4f}"
-                      for o in objectives]
+            cells += [
+                "-" if values is None or o not in values else f"{values[o]:.4f}" for o in objectives
+            ]
         cells.append(describe(e.prompt))
         lines.append(cells)
     widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head) - 1)]
     out = []
     for row in [head, *lines]:
-        out.append("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
+        # The last (prompt) column has no width: strict=False pairs the others with theirs.
+        out.append(
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        )
     return "\n".join(out)
 
 

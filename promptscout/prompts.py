@@ -1,9 +1,9 @@
 """Prompts: what a searcher proposes and an evaluator scores.
 
-A :class:`Prompt` is plain, frozen, hashable data with a JSON round trip. Rendering fills ``{field}``
-placeholders by a small tokenizer of the template, never by :meth:`str.format`: a field value is
-inserted verbatim and never re-read as a template, and a placeholder can only name a field, so
-``{text.__class__}`` or ``{text[0]}`` are plain text, not attribute or item access.
+A :class:`Prompt` is plain, frozen, hashable data with a JSON round trip. Rendering fills
+``{field}`` placeholders by a small tokenizer of the template, never by :meth:`str.format`: a
+field value is inserted verbatim and never re-read as a template, and a placeholder can only
+name a field, so ``{text.__class__}`` or ``{text[0]}`` are plain text, not attribute or item access.
 
 Rendered layout (blocks joined by ``separator``)::
 
@@ -61,9 +61,7 @@ def template_fields(template: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def fill_template(
-    template: str, fields: Mapping[str, str], triggers: Sequence[str] = ()
-) -> str:
+def fill_template(template: str, fields: Mapping[str, str], triggers: Sequence[str] = ()) -> str:
     """Replace ``{name}`` placeholders with ``fields[name]`` and ``[T]`` slots with ``triggers``.
 
     ``{{``/``}}`` are literal braces; a lone brace that does not form a placeholder is kept as
@@ -80,7 +78,8 @@ def fill_template(
             if name not in fields:
                 known = ", ".join(f"{{{k}}}" for k in fields) or "none"
                 raise PromptscoutError(
-                    f"template field {{{name}}} is not an input field of this task (fields: {known})"
+                    f"template field {{{name}}} is not an input field of this task "
+                    f"(fields: {known})"
                 )
             out.append(str(fields[name]))
         elif token == TRIGGER:
@@ -126,12 +125,14 @@ class Prompt:
             object.__setattr__(self, name, tuple(str(v) for v in value))
         if not template_fields(self.template):
             raise PromptscoutError(
-                f"template {self.template!r} has no input field placeholder; add one such as {{text}}"
+                f"template {self.template!r} has no input field placeholder; "
+                "add one such as {text}"
             )
         slots = self.template.count(TRIGGER)
         if len(self.triggers) != slots:
             raise PromptscoutError(
-                f"template has {slots} {TRIGGER} slot(s) but {len(self.triggers)} trigger(s) are given"
+                f"template has {slots} {TRIGGER} slot(s) but {len(self.triggers)} "
+                "trigger(s) are given"
             )
         if self.template.count(LABEL_SLOT) > 1:
             raise PromptscoutError(f"template has more than one {LABEL_SLOT} label slot")
@@ -198,7 +199,7 @@ class Prompt:
             )
 
     def render(self, example: Example, demos: Sequence[Example] = ()) -> str:
-        """The text the model reads for ``example``; ``demos`` are the examples named by ``demos``."""
+        """The text the model reads for ``example``, given the examples ``demos`` names."""
         blocks = [self.instruction] if self.instruction else []
         blocks.extend(self._with_answer(self._fill(d.fields), d.label) for d in demos)
         blocks.append(self._fill(example.fields))

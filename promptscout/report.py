@@ -48,16 +48,16 @@ def write_report(store: Store, path: Path) -> Path:
         steps = ", ".join(f"{spent}: {score:.4f}" for spent, score in curve)
         progress.append(f"<li><b>{html.escape(searcher)}</b>: {html.escape(steps)}</li>")
     page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>promptscout: {html.escape(config['name'])}</title>
+<html><head><meta charset="utf-8"><title>promptscout: {html.escape(config["name"])}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}code{{white-space:pre-wrap}}</style>
 </head><body>
-<h1>Campaign {html.escape(config['name'])}</h1>
-<p>Task {html.escape(config['task']['path'] or config['task']['name'])}, model
-{html.escape(config['model']['name'])}, {store.count_evaluations()} evaluations stored.</p>
+<h1>Campaign {html.escape(config["name"])}</h1>
+<p>Task {html.escape(config["task"]["path"] or config["task"]["name"])}, model
+{html.escape(config["model"]["name"])}, {store.count_evaluations()} evaluations stored.</p>
 <h2>Leaderboard</h2>
-<table><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in head)}</tr>{''.join(rows)}</table>
-<h2>Best score so far (examples scored: score)</h2><ul>{''.join(progress)}</ul>
+<table><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in head)}</tr>{"".join(rows)}</table>
+<h2>Best score so far (examples scored: score)</h2><ul>{"".join(progress)}</ul>
 </body></html>
 """
     path.parent.mkdir(parents=True, exist_ok=True)

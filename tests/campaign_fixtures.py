@@ -8,10 +8,26 @@ from pathlib import Path
 
 import pytest
 
-POSITIVE = ["the movie was great", "a good film", "a wonderful story", "i loved it",
-            "the acting is good", "this film is great", "great and good", "a great movie"]
-NEGATIVE = ["the movie was terrible", "a bad film", "an awful story", "i hated it",
-            "the plot is bad", "this film is terrible", "terrible and bad", "a bad movie"]
+POSITIVE = [
+    "the movie was great",
+    "a good film",
+    "a wonderful story",
+    "i loved it",
+    "the acting is good",
+    "this film is great",
+    "great and good",
+    "a great movie",
+]
+NEGATIVE = [
+    "the movie was terrible",
+    "a bad film",
+    "an awful story",
+    "i hated it",
+    "the plot is bad",
+    "this film is terrible",
+    "terrible and bad",
+    "a bad movie",
+]
 
 
 def write_tiny_task(path: Path) -> Path:
@@ -30,10 +46,12 @@ def tiny_task_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_task(tmp_path_factory.mktemp("tiny_task"))
 
 
-def campaign_text(model_dir: Path, task_dir: Path, store: Path, *, budget: int = 200,
-                  extra: str = "") -> str:
+def campaign_text(
+    model_dir: Path, task_dir: Path, store: Path, *, budget: int = 200, extra: str = ""
+) -> str:
     """A campaign file on the tiny model and task: manual prompts plus random search."""
-    return textwrap.dedent(f"""\
+    return (
+        textwrap.dedent(f"""\
         [campaign]
         name = "tiny"
         seed = 0
@@ -65,7 +83,9 @@ def campaign_text(model_dir: Path, task_dir: Path, store: Path, *, budget: int =
         batch_size = 3
         label_words = [["bad", "terrible", "negative"], ["good", "great", "positive"]]
         max_demos = 2
-        """) + extra
+        """)
+        + extra
+    )
 
 
 @pytest.fixture
@@ -74,8 +94,10 @@ def write_campaign(tmp_path: Path, tiny_causal_dir: Path, tiny_task_dir: Path):
 
     def write(name: str = "campaign.toml", **kwargs) -> Path:
         path = tmp_path / name
-        path.write_text(campaign_text(tiny_causal_dir, tiny_task_dir, tmp_path / "tiny.db",
-                                      **kwargs), encoding="utf-8")
+        path.write_text(
+            campaign_text(tiny_causal_dir, tiny_task_dir, tmp_path / "tiny.db", **kwargs),
+            encoding="utf-8",
+        )
         return path
 
     return write

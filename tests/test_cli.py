@@ -28,8 +28,9 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
-def test_run_leaderboard_export_evaluate_report(capsys, write_campaign, tmp_path,
-                                                 tiny_causal_dir, tiny_task_dir):
+def test_run_leaderboard_export_evaluate_report(
+    capsys, write_campaign, tmp_path, tiny_causal_dir, tiny_task_dir
+):
     code, out, err = cli(capsys, "run", str(write_campaign(budget=96)))
     assert code == 0, err
     assert "rank" in out and "stopped: example budget spent" in err
@@ -48,8 +49,18 @@ def test_run_leaderboard_export_evaluate_report(capsys, write_campaign, tmp_path
 
     export = tmp_path / "best.json"
     assert cli(capsys, "export", store, "--top", "1", "-o", str(export))[0] == 0
-    code, out, _ = cli(capsys, "evaluate", "--prompt", str(export), "--model",
-                       str(tiny_causal_dir), "--task", str(tiny_task_dir), "--json", "--quiet")
+    code, out, _ = cli(
+        capsys,
+        "evaluate",
+        "--prompt",
+        str(export),
+        "--model",
+        str(tiny_causal_dir),
+        "--task",
+        str(tiny_task_dir),
+        "--json",
+        "--quiet",
+    )
     result = json.loads(out)
     assert code == 0 and result["examples"] == 16
     assert result["accuracy"] == pytest.approx(first["test"]["accuracy"], abs=1e-9)
@@ -59,18 +70,33 @@ def test_run_leaderboard_export_evaluate_report(capsys, write_campaign, tmp_path
     assert "Leaderboard" in (tmp_path / "r.html").read_text()
 
 
-def test_evaluate_template_matches_direct_scoring(capsys, tiny_causal, tiny_causal_dir,
-                                                  tiny_task_dir):
-    code, out, _ = cli(capsys, "evaluate", "--task", str(tiny_task_dir), "--template",
-                       "Review: {text}\\nSentiment:", "--label-words", "bad,good", "--split",
-                       "dev", "--model", str(tiny_causal_dir), "--json", "--quiet")
+def test_evaluate_template_matches_direct_scoring(
+    capsys, tiny_causal, tiny_causal_dir, tiny_task_dir
+):
+    code, out, _ = cli(
+        capsys,
+        "evaluate",
+        "--task",
+        str(tiny_task_dir),
+        "--template",
+        "Review: {text}\\nSentiment:",
+        "--label-words",
+        "bad,good",
+        "--split",
+        "dev",
+        "--model",
+        str(tiny_causal_dir),
+        "--json",
+        "--quiet",
+    )
     result = json.loads(out)
     from promptscout.tasks import load_task
 
     dev = load_task(str(tiny_task_dir)).dev
-    scores = tiny_causal.score_labels([f"Review: {e.fields['text']}\nSentiment:" for e in dev],
-                                      ["bad", "good"])
-    expected = sum(int(s.argmax()) == e.label for s, e in zip(scores, dev)) / len(dev)
+    scores = tiny_causal.score_labels(
+        [f"Review: {e.fields['text']}\nSentiment:" for e in dev], ["bad", "good"]
+    )
+    expected = sum(int(s.argmax()) == e.label for s, e in zip(scores, dev, strict=True)) / len(dev)
     assert code == 0 and result["accuracy"] == pytest.approx(expected)
     assert result["prompt"]["template"] == "Review: {text}\nSentiment:"
 
@@ -85,7 +111,7 @@ def test_plugins_lists_builtins(capsys):
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("[task]\npath", "[task]\nname = \"sst-3\"\n#"), "unknown task 'sst-3'"),
+        (("[task]\npath", '[task]\nname = "sst-3"\n#'), "unknown task 'sst-3'"),
         (('type = "random"', 'type = "genetic"'), "unknown searcher type 'genetic'"),
         (("{text} It was", "It was"), "has no input field placeholder"),
         (('label_words = ["bad", "good"]', 'label_words = ["bad"]'), "label word"),
@@ -132,8 +158,12 @@ def test_kill_then_resume_keeps_every_evaluation(write_campaign, tmp_path):
     path = write_campaign(budget=400)
     store = tmp_path / "tiny.db"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "promptscout", "run", str(path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "promptscout", "run", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     deadline = time.time() + 120
     seen = 0
     while time.time() < deadline and seen < 8:
@@ -153,8 +183,13 @@ def test_kill_then_resume_keeps_every_evaluation(write_campaign, tmp_path):
     db.close()
     assert len(before) >= 8
 
-    result = subprocess.run([sys.executable, "-m", "promptscout", "resume", str(store)],
-                            capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "promptscout", "resume", str(store)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     db = sqlite3.connect(store)
     after = {row[0]: row[1] for row in db.execute("SELECT id, record FROM evaluations")}

@@ -61,7 +61,7 @@ def test_good_config_and_defaults(tmp_path):
 
 
 def test_malformed_toml_names_the_line(tmp_path):
-    message = error_of(tmp_path, GOOD.replace('seed = 3', 'seed = = 3'))
+    message = error_of(tmp_path, GOOD.replace("seed = 3", "seed = = 3"))
     assert "c.toml: invalid TOML" in message and "line 3" in message
 
 
@@ -77,16 +77,20 @@ def test_unknown_table(tmp_path):
 
 def test_wrong_types_and_values(tmp_path):
     assert ":14: [budget] examples: must be int" in error_of(
-        tmp_path, GOOD.replace("examples = 640", 'examples = "640"'))
+        tmp_path, GOOD.replace("examples = 640", 'examples = "640"')
+    )
     assert ":14: [budget] examples: must be a positive" in error_of(
-        tmp_path, GOOD.replace("examples = 640", "examples = -5"))
+        tmp_path, GOOD.replace("examples = 640", "examples = -5")
+    )
     assert "[objective] weights: must be 2 numbers" in error_of(
-        tmp_path, GOOD.replace("[1, 0.001]", "[1]"))
+        tmp_path, GOOD.replace("[1, 0.001]", "[1]")
+    )
 
 
 def test_task_needs_exactly_one_source(tmp_path):
     assert "[task]: give exactly one of 'name'" in error_of(
-        tmp_path, GOOD.replace('name = "sst-2"', 'name = "sst-2"\npath = "data/x"'))
+        tmp_path, GOOD.replace('name = "sst-2"', 'name = "sst-2"\npath = "data/x"')
+    )
 
 
 def test_unknown_searcher_type_and_option(tmp_path):
@@ -99,8 +103,9 @@ def test_unknown_searcher_type_and_option(tmp_path):
 def test_searcher_needs_a_type_and_distinct_names(tmp_path):
     assert "missing 'type'" in error_of(tmp_path, GOOD.replace('type = "random"\n', ""))
     assert "two searchers are named 'manual'" in error_of(
-        tmp_path, GOOD.replace('type = "random"\nmax_demos = 2', 'type = "manual"\ntemplates = '
-                               '["{text}"]'))
+        tmp_path,
+        GOOD.replace('type = "random"\nmax_demos = 2', 'type = "manual"\ntemplates = ["{text}"]'),
+    )
     assert "add at least one [[searchers]]" in error_of(tmp_path, GOOD.split("[[searchers]]")[0])
 
 
@@ -108,6 +113,6 @@ def test_unreadable_files(tmp_path):
     with pytest.raises(PromptscoutError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
     path = tmp_path / "bad.toml"
-    path.write_bytes(b"[campaign]\nname = \"\xff\"\n")
+    path.write_bytes(b'[campaign]\nname = "\xff"\n')
     with pytest.raises(PromptscoutError, match="not UTF-8"):
         load_config(path)

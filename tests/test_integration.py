@@ -48,8 +48,21 @@ def test_engine_matches_plain_transformers(smollm):
 
 
 def test_evaluate_cli_reports_accuracy(capsys, smollm):
-    code = main(["evaluate", "--task", "sst-2", "--template", "Review: {text}\\nSentiment:",
-                 "--label-words", "negative,positive", "--split", "dev", "--json", "--quiet"])
+    code = main(
+        [
+            "evaluate",
+            "--task",
+            "sst-2",
+            "--template",
+            "Review: {text}\\nSentiment:",
+            "--label-words",
+            "negative,positive",
+            "--split",
+            "dev",
+            "--json",
+            "--quiet",
+        ]
+    )
     result = json.loads(capsys.readouterr().out)
     task = load_task("sst-2")
     texts = [TEMPLATE.format(text=e.fields["text"]) for e in task.dev]
@@ -64,7 +77,7 @@ def test_small_campaign_on_the_embedded_model(capsys, tmp_path):
     campaign.write_text(f"""
 [campaign]
 name = "smoke"
-store = "{tmp_path / 'smoke.db'}"
+store = "{tmp_path / "smoke.db"}"
 [task]
 name = "sst-2"
 holdout_split = "train"

@@ -9,8 +9,8 @@ import pytest
 
 from promptscout.errors import PromptscoutError
 from promptscout.objectives import (
-    OBJECTIVES,
     MINIMIZE,
+    OBJECTIVES,
     ObjectiveInput,
     Ranking,
     resolve_objective,
@@ -23,10 +23,12 @@ def make_task(kind: str = "classification") -> Task:
     if kind == "generation":
         examples = (Example("dev-0", {"text": "q"}, "Paris"), Example("dev-1", {"text": "q"}, "4"))
         return Task("gen", "generation", (), (), ("text",), (), examples, ())
-    examples = tuple(Example(f"dev-{i}", {"text": str(i)}, label) for i, label in
-                     enumerate([0, 0, 1, 1, 2]))
-    return Task("t3", "classification", ("a", "b", "c"), ("a", "b", "c"), ("text",),
-                (), examples, ())
+    examples = tuple(
+        Example(f"dev-{i}", {"text": str(i)}, label) for i, label in enumerate([0, 0, 1, 1, 2])
+    )
+    return Task(
+        "t3", "classification", ("a", "b", "c"), ("a", "b", "c"), ("text",), (), examples, ()
+    )
 
 
 def data(outputs, kind="classification", tokens=0) -> ObjectiveInput:
@@ -35,13 +37,18 @@ def data(outputs, kind="classification", tokens=0) -> ObjectiveInput:
     return ObjectiveInput(task, task.dev, outputs, Prompt("{text}", words), tokens)
 
 
-LOGPROBS = np.log(np.array([
-    [0.7, 0.2, 0.1],  # gold 0, predicted 0
-    [0.2, 0.7, 0.1],  # gold 0, predicted 1
-    [0.1, 0.8, 0.1],  # gold 1, predicted 1
-    [0.1, 0.8, 0.1],  # gold 1, predicted 1
-    [0.6, 0.2, 0.2],  # gold 2, predicted 0
-]) * 0.5)  # vocabulary-normalised scores leave mass to other tokens; objectives renormalise
+LOGPROBS = np.log(
+    np.array(
+        [
+            [0.7, 0.2, 0.1],  # gold 0, predicted 0
+            [0.2, 0.7, 0.1],  # gold 0, predicted 1
+            [0.1, 0.8, 0.1],  # gold 1, predicted 1
+            [0.1, 0.8, 0.1],  # gold 1, predicted 1
+            [0.6, 0.2, 0.2],  # gold 2, predicted 0
+        ]
+    )
+    * 0.5
+)  # vocabulary-normalised scores leave mass to other tokens; objectives renormalise
 
 
 def test_accuracy_and_macro_f1():
@@ -71,11 +78,13 @@ def test_ranking_weights_and_directions():
 
 
 def test_plugin_objective_by_module_function(tmp_path, monkeypatch):
-    (tmp_path / "my_metrics.py").write_text(textwrap.dedent("""
+    (tmp_path / "my_metrics.py").write_text(
+        textwrap.dedent("""
         def first_class_rate(data):
             return float((data.outputs.argmax(axis=1) == 0).mean())
         first_class_rate.direction = "minimize"
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     objective = resolve_objective("my_metrics:first_class_rate")
     assert objective.direction == MINIMIZE

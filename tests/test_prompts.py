@@ -23,7 +23,10 @@ def test_render_fills_fields_and_keeps_label_slot_out():
 
 def test_render_with_instruction_demos_and_triggers():
     prompt = Prompt(
-        "{text}[T][T] was", ("bad", "good"), instruction="Rate it.", triggers=(" so", " it"),
+        "{text}[T][T] was",
+        ("bad", "good"),
+        instruction="Rate it.",
+        triggers=(" so", " it"),
         separator="\n",
     )
     demo = ex("great fun", 1, "train-3")
@@ -74,8 +77,15 @@ def test_key_is_stable_and_ignores_metadata():
 
 
 def test_json_round_trip():
-    prompt = Prompt("{text} [T]", ("bad", "good"), "Do it.", ("train-1",), (" so",), "\n",
-                    {"searcher": "random"})
+    prompt = Prompt(
+        "{text} [T]",
+        ("bad", "good"),
+        "Do it.",
+        ("train-1",),
+        (" so",),
+        "\n",
+        {"searcher": "random"},
+    )
     again = Prompt.from_dict(json.loads(json.dumps(prompt.to_dict())))
     assert again == prompt and again.metadata == {"searcher": "random"}
     with pytest.raises(PromptscoutError, match="unknown prompt key"):

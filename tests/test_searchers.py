@@ -14,8 +14,10 @@ from promptscout.tasks import load_task
 
 # Options each searcher needs beyond its defaults to run on sst-2.
 OPTIONS = {
-    "manual": {"templates": ["Review: {text}\nSentiment:", "{text} It was", "{text} Overall:"],
-               "label_words": [["negative", "positive"], ["bad", "good"]]},
+    "manual": {
+        "templates": ["Review: {text}\nSentiment:", "{text} It was", "{text} Overall:"],
+        "label_words": [["negative", "positive"], ["bad", "good"]],
+    },
     "random": {"max_demos": 2},
 }
 
@@ -106,8 +108,14 @@ def test_manual_rejects_bad_templates():
 
 
 def test_random_samples_from_the_declared_space():
-    searcher = make("random", cues=["It was"], field_labels=["Review"], separators=["\n"],
-                    label_words=[["bad", "awful"], ["good", "fine"]], max_demos=3)
+    searcher = make(
+        "random",
+        cues=["It was"],
+        field_labels=["Review"],
+        separators=["\n"],
+        label_words=[["bad", "awful"], ["good", "fine"]],
+        max_demos=3,
+    )
     prompts = searcher.ask(30)
     assert {p.template for p in prompts} == {"Review: {text}\nIt was"}
     assert {p.label_words[0] for p in prompts} <= {"bad", "awful"}
@@ -115,8 +123,15 @@ def test_random_samples_from_the_declared_space():
 
 
 def test_random_reports_exhaustion_of_a_tiny_space():
-    searcher = make("random", cues=["It was"], field_labels=[""], separators=["\n"],
-                    instructions=[""], max_demos=0, max_tries=20)
+    searcher = make(
+        "random",
+        cues=["It was"],
+        field_labels=[""],
+        separators=["\n"],
+        instructions=[""],
+        max_demos=0,
+        max_tries=20,
+    )
     assert len(searcher.ask(5)) == 1 and searcher.exhausted
 
 

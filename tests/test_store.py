@@ -13,8 +13,9 @@ PROMPT = Prompt("{text} It was", ("bad", "good"))
 
 
 def evaluation(split="dev", ids=("dev-0", "dev-1"), acc=0.5) -> Evaluation:
-    return Evaluation(PROMPT.key, split, ids, [[-1.0, -2.0], [-3.0, -0.5]], {"accuracy": acc},
-                      2, 20, 0.1)
+    return Evaluation(
+        PROMPT.key, split, ids, [[-1.0, -2.0], [-3.0, -0.5]], {"accuracy": acc}, 2, 20, 0.1
+    )
 
 
 def test_round_trip_and_lookup(tmp_path):

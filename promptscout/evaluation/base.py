@@ -90,8 +90,9 @@ class Evaluator(ABC):
         progress: ProgressCallback | None = None,
     ) -> list[Evaluation]:
         """Score ``prompts``; results in the order of ``prompts``."""
-        by_key = {e.prompt_key: e for e in self.iter_evaluate(prompts, split, example_ids, progress)}
+        results = self.iter_evaluate(prompts, split, example_ids, progress)
+        by_key = {e.prompt_key: e for e in results}
         return [by_key[p.key] for p in prompts]
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most evaluators hold nothing
         """Release workers and memory (no-op by default)."""

@@ -101,7 +101,7 @@ class LocalEvaluator(Evaluator):
             return
         seconds = (time.perf_counter() - started) / len(chunk)
         tokens = (self.model.tokens_forwarded - tokens_before) // len(chunk)
-        for (prompt, _), out in zip(chunk, outputs):
+        for (prompt, _), out in zip(chunk, outputs, strict=True):
             try:
                 values = self._objective_values(prompt, examples, out)
                 error = None

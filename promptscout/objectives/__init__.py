@@ -138,7 +138,7 @@ class Ranking:
             return float("-inf")
         weights = self.weights or (1.0,) + (0.0,) * (len(self.objectives) - 1)
         total = 0.0
-        for (name, direction), weight in zip(self.objectives, weights):
+        for (name, direction), weight in zip(self.objectives, weights, strict=True):
             if weight == 0.0:
                 continue
             if name not in values:

@@ -11,5 +11,6 @@ def _normalise(text: str) -> str:
 
 def exact_match(data: ObjectiveInput) -> float:
     """Share of generations equal to the target after folding case and white space."""
-    hits = [_normalise(out) == _normalise(ex.label) for out, ex in zip(data.outputs, data.examples)]
+    pairs = zip(data.outputs, data.examples, strict=True)
+    hits = [_normalise(out) == _normalise(ex.label) for out, ex in pairs]
     return sum(hits) / max(len(hits), 1)

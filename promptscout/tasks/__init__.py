@@ -1,0 +1,29 @@
+"""Tasks: the labelled examples prompts are scored on, their loaders and the bundled data sets.
+
+A :class:`Task` is plain, picklable data (no torch), so it can travel to evaluator workers.
+:func:`load_task` reads a bundled few-shot set or a folder of ``train``/``dev``/``test`` files.
+
+Example:
+    >>> task = load_task("sst-2", seed=42)
+    >>> len(task.dev), task.classes
+    (32, ('negative', 'positive'))
+"""
+
+from promptscout.tasks.bundled import BUNDLED_SEEDS, BUNDLED_TASKS, DATA_DIR, BundledTask
+from promptscout.tasks.loading import load_task
+from promptscout.tasks.readers import FORMATS, read_examples
+from promptscout.tasks.types import KINDS, SPLITS, Example, Task
+
+__all__ = [
+    "BUNDLED_SEEDS",
+    "BUNDLED_TASKS",
+    "DATA_DIR",
+    "FORMATS",
+    "KINDS",
+    "SPLITS",
+    "BundledTask",
+    "Example",
+    "Task",
+    "load_task",
+    "read_examples",
+]
