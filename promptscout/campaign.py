@@ -8,6 +8,7 @@ where an uninterrupted one would.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,8 @@ from tqdm.auto import tqdm
 from promptscout.config import CampaignConfig
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation, Evaluator
+from promptscout.evaluation.cache import ScoreCache
+from promptscout.evaluation.racing import PairedComparison, race_stages
 from promptscout.leaderboard import LeaderboardEntry, build_leaderboard, export_payload
 from promptscout.objectives import Objective, Ranking, resolve_objective
 from promptscout.prompts import Prompt
@@ -74,8 +77,8 @@ class Campaign:
     Args:
         config: The validated campaign file.
         store: The open (writable) store; new or holding this campaign's earlier runs.
-        evaluator_factory: Builds the evaluator from (task, objectives, config); the default
-            loads the configured model and scores in-process.
+        evaluator_factory: Builds the evaluator from (task, objectives, config, score cache);
+            the default loads the configured model and scores in-process.
         progress: Show progress bars on stderr.
     """
 
@@ -83,7 +86,9 @@ class Campaign:
         self,
         config: CampaignConfig,
         store: Store,
-        evaluator_factory: Callable[[Task, list[Objective], CampaignConfig], Evaluator]
+        evaluator_factory: Callable[
+            [Task, list[Objective], CampaignConfig, ScoreCache | None], Evaluator
+        ]
         | None = None,
         progress: bool = True,
     ) -> None:
@@ -97,6 +102,11 @@ class Campaign:
         self.search_ids = tuple(e.id for e in self.task.split(self.search_split))
         self._evaluator_factory = evaluator_factory or default_evaluator
         self._evaluator: Evaluator | None = None
+        self.cache = ScoreCache(store)
+        self.stages = race_stages(config.racing, self.search_ids, config.seed)
+        self.comparison = PairedComparison(
+            self.task, self.objectives, self.ranking, config.racing.z
+        )
         self.searchers = self._build_searchers()
         self._check_or_record_meta()
 
@@ -146,7 +156,9 @@ class Campaign:
     def evaluator(self) -> Evaluator:
         """The evaluator, built on first use (loading the model takes time)."""
         if self._evaluator is None:
-            self._evaluator = self._evaluator_factory(self.task, self.objectives, self.config)
+            self._evaluator = self._evaluator_factory(
+                self.task, self.objectives, self.config, self.cache
+            )
             fingerprint = self._evaluator.fingerprint
             recorded = self.store.get_meta("fingerprint")
             if recorded is None:
@@ -182,22 +194,30 @@ class Campaign:
             build_leaderboard(self.store),
         )
 
-    def _budget_left(self, started: float, prior_seconds: float) -> tuple[int | None, bool]:
-        """(examples left or None for unlimited, whether time is left)."""
-        examples = self.config.budget.examples
-        left = (
-            None if examples is None else examples - self.store.examples_scored(self.search_split)
-        )
-        minutes = self.config.budget.minutes
-        time_left = minutes is None or prior_seconds + time.time() - started < minutes * 60
-        return left, time_left
+    def _affordable(self, started: float, prior_seconds: float) -> tuple[int | None, str]:
+        """How many more candidates the budget allows (None: unlimited), or why none."""
+        budget = self.config.budget
+        minutes = budget.minutes
+        if minutes is not None and prior_seconds + time.time() - started >= minutes * 60:
+            return 0, "time budget spent"
+        allowed = None
+        if budget.examples is not None:
+            left = budget.examples - self.store.examples_scored(self.search_split)
+            # A candidate may need the whole split; racing usually stops it sooner.
+            allowed = left // len(self.search_ids)
+            if allowed <= 0:
+                return 0, "example budget spent"
+        if budget.candidates is not None:
+            left = budget.candidates - self.store.count_prompts(self.search_split)
+            if left <= 0:
+                return 0, "candidate budget spent"
+            allowed = left if allowed is None else min(allowed, left)
+        return allowed, ""
 
     def _search(self) -> str:
         started, prior = time.time(), self.store.seconds_spent()
-        per_prompt = len(self.search_ids)
-        budget = self.config.budget.examples
         bar = tqdm(
-            total=budget,
+            total=self.config.budget.examples,
             initial=self.store.examples_scored(self.search_split),
             unit="ex",
             desc="search",
@@ -213,45 +233,115 @@ class Campaign:
                     return "every searcher has proposed all it can"
                 progressed = False
                 for searcher in active:
-                    left, time_left = self._budget_left(started, prior)
-                    if not time_left:
-                        return "time budget spent"
-                    if left is not None and left < per_prompt:
-                        return "example budget spent"
-                    n = searcher.config.batch_size
-                    if left is not None:
-                        n = min(n, left // per_prompt)
+                    allowed, reason = self._affordable(started, prior)
+                    if reason:
+                        return reason
+                    n = (
+                        searcher.config.batch_size
+                        if allowed is None
+                        else min(searcher.config.batch_size, allowed)
+                    )
                     prompts = _unique(searcher.ask(n))
                     if not prompts:
                         continue
-                    new = self._tell(searcher, prompts, bar)
-                    progressed = progressed or new > 0
+                    progressed = self._race(searcher, prompts, bar) > 0 or progressed
                 idle = 0 if progressed else idle + 1
                 if idle >= IDLE_ROUNDS:
                     return "searchers proposed nothing new"
         finally:
             bar.close()
 
-    def _tell(self, searcher: Searcher, prompts: list[Prompt], bar: Any) -> int:
-        """Score what is new, reuse what is stored, tell the searcher; returns prompts scored."""
+    def _incumbent(self) -> tuple[Prompt, Evaluation] | None:
+        """The best candidate on the whole search split before the current batch.
+
+        It is saved in the store at the end of every batch, so a resumed campaign races the
+        in-flight batch against the same incumbent as the uninterrupted run did.
+        """
+        key = self.store.get_meta("incumbent")
+        if key is None:
+            return None
+        evaluation = self.store.find_evaluation(key, self.search_split, self.search_ids)
+        prompt = self.store.prompts()[key][0]
+        return (prompt, evaluation) if evaluation is not None else None
+
+    def _race(self, searcher: Searcher, prompts: list[Prompt], bar: Any) -> int:
+        """Score a batch stage by stage, stopping candidates clearly behind the incumbent; tell
+        the searcher each prompt's last evaluation. Returns how many evaluations were new.
+
+        An evaluation already in the store (same prompt, same examples) is reused at no cost,
+        which makes a resumed batch replay the decisions of the interrupted one.
+        """
+        incumbent = self._incumbent()
         results: dict[str, Evaluation] = {}
-        for prompt in prompts:
-            found = self.store.find_evaluation(prompt.key, self.search_split, self.search_ids)
-            if found is not None:
-                results[prompt.key] = found
-        todo = [p for p in prompts if p.key not in results]
-        by_key = {p.key: p for p in todo}
-        if todo:
-            for evaluation in self.evaluator.iter_evaluate(
-                todo, self.search_split, self.search_ids, progress=bar.update
-            ):
-                self.store.add_evaluation(by_key[evaluation.prompt_key], searcher.name, evaluation)
-                results[evaluation.prompt_key] = evaluation
-                if evaluation.error:
-                    _log(f"candidate {evaluation.prompt_key} failed: {evaluation.error}")
+        remaining, new = list(prompts), 0
+        covered: tuple[str, ...] = ()
+        for stage_ids in self.stages:
+            # What a stage costs: the examples earlier stages of this race did not cover. It is
+            # what the model reads (earlier outputs come from the score cache), but derived from
+            # the stages alone, so a resumed campaign spends exactly what an uninterrupted one does.
+            cost = len(set(stage_ids) - set(covered))
+            covered = stage_ids
+            todo = []
+            for prompt in remaining:
+                found = self.store.find_evaluation(prompt.key, self.search_split, stage_ids)
+                if found is None:
+                    todo.append(prompt)
+                else:
+                    results[prompt.key] = found
+            by_key = {p.key: p for p in todo}
+            if todo:
+                for evaluation in self.evaluator.iter_evaluate(
+                    todo, self.search_split, stage_ids, progress=bar.update
+                ):
+                    evaluation = dataclasses.replace(evaluation, examples=cost)
+                    self.store.add_evaluation(
+                        by_key[evaluation.prompt_key], searcher.name, evaluation
+                    )
+                    results[evaluation.prompt_key] = evaluation
+                    new += 1
+                    if evaluation.error:
+                        _log(f"candidate {evaluation.prompt_key} failed: {evaluation.error}")
+            if incumbent is not None and stage_ids != self.search_ids:
+                remaining = [
+                    p
+                    for p in remaining
+                    if not self._behind(p, results[p.key], incumbent, stage_ids)
+                ]
+            else:
+                remaining = [p for p in remaining if results[p.key].ok]
         searcher.tell([(p, results[p.key]) for p in prompts])
         self.store.save_searcher_state(searcher.name, searcher.state())
-        return len(todo)
+        self._update_incumbent(prompts, results, incumbent)
+        return new
+
+    def _behind(
+        self,
+        prompt: Prompt,
+        evaluation: Evaluation,
+        incumbent: tuple[Prompt, Evaluation],
+        stage_ids: tuple[str, ...],
+    ) -> bool:
+        if not evaluation.ok:
+            return True
+        mine = self.comparison.per_example(prompt, evaluation, stage_ids)
+        theirs = self.comparison.per_example(*incumbent, stage_ids)
+        return self.comparison.clearly_behind(mine, theirs)
+
+    def _update_incumbent(
+        self,
+        prompts: list[Prompt],
+        results: dict[str, Evaluation],
+        incumbent: tuple[Prompt, Evaluation] | None,
+    ) -> None:
+        best_key = incumbent[0].key if incumbent else None
+        best = self.ranking.score(incumbent[1].objectives) if incumbent else float("-inf")
+        for prompt in prompts:
+            evaluation = results[prompt.key]
+            if evaluation.ok and evaluation.example_ids == self.search_ids:
+                score = self.ranking.score(evaluation.objectives)
+                if score > best:
+                    best, best_key = score, prompt.key
+        self.store.set_meta("incumbent", best_key)
 
     # -- the end ----------------------------------------------------------------------------
 
@@ -298,7 +388,9 @@ def _unique(prompts: Sequence[Prompt]) -> list[Prompt]:
     return list(seen.values())
 
 
-def default_evaluator(task: Task, objectives: list[Objective], config: CampaignConfig) -> Evaluator:
+def default_evaluator(
+    task: Task, objectives: list[Objective], config: CampaignConfig, cache: ScoreCache | None
+) -> Evaluator:
     """Load the configured model and score in this process."""
     from promptscout.evaluation.local import LocalEvaluator
     from promptscout.model import load_model
@@ -309,7 +401,7 @@ def default_evaluator(task: Task, objectives: list[Objective], config: CampaignC
         device=config.model.device,
         batch_size=config.model.batch_size,
     )
-    return LocalEvaluator(model, task, objectives)
+    return LocalEvaluator(model, task, objectives, cache=cache)
 
 
 def write_export(store: Store, path: Path, top: int | None) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from promptscout.errors import PromptscoutError
+from promptscout.evaluation.racing import RacingConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,6 +56,7 @@ class ObjectiveConfig:
 class BudgetConfig:
     examples: int | None = 20000
     minutes: float | None = None
+    candidates: int | None = None
 
 
 @dataclass
@@ -90,6 +92,7 @@ class CampaignConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     leaderboard: LeaderboardConfig = field(default_factory=LeaderboardConfig)
+    racing: RacingConfig = field(default_factory=RacingConfig)
     searchers: list[SearcherSpec] = field(default_factory=list)
     source: str = "<config>"
 
@@ -114,9 +117,10 @@ class CampaignConfig:
             "budget": BudgetConfig,
             "evaluator": EvaluatorConfig,
             "leaderboard": LeaderboardConfig,
+            "racing": RacingConfig,
         }
         kwargs = {k: v for k, v in data.items() if k not in sections and k != "searchers"}
-        kwargs.update({k: c(**data[k]) for k, c in sections.items()})
+        kwargs.update({k: c(**data[k]) for k, c in sections.items() if k in data})
         kwargs["searchers"] = [SearcherSpec(**s) for s in data["searchers"]]
         return cls(**kwargs)
 
@@ -204,6 +208,7 @@ _TOP_LEVEL = {
     "budget",
     "evaluator",
     "leaderboard",
+    "racing",
     "searchers",
 }
 
@@ -248,7 +253,10 @@ def parse_config(data: dict[str, Any], source: str = "<config>", text: str = "")
     config.budget = BudgetConfig(
         examples=budget.get("examples", int, 20000),
         minutes=budget.get("minutes", float, None),
+        candidates=budget.get("candidates", int, None),
     )
+    if config.budget.candidates is not None and config.budget.candidates < 1:
+        budget.fail("candidates", f"must be a positive integer, got {config.budget.candidates}")
     if config.budget.examples is not None and config.budget.examples < 1:
         budget.fail("examples", f"must be a positive integer, got {config.budget.examples}")
     if config.budget.minutes is not None and config.budget.minutes <= 0:
@@ -270,6 +278,18 @@ def parse_config(data: dict[str, Any], source: str = "<config>", text: str = "")
     if config.leaderboard.top_k < 0:
         leaderboard.fail("top_k", "must be 0 or more")
     leaderboard.finish()
+
+    racing = _Section(parser, "racing", data.get("racing", {}))
+    try:
+        config.racing = RacingConfig(
+            enabled=racing.get("enabled", bool, True),
+            first=racing.get("first", int, 8),
+            factor=racing.get("factor", float, 2.0),
+            z=racing.get("z", float, 1.0),
+        )
+    except PromptscoutError as exc:
+        racing.fail(None, str(exc))
+    racing.finish()
 
     config.searchers = _searcher_specs(parser, data.get("searchers"))
     return config

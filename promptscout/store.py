@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS searcher_states (
     state TEXT NOT NULL,
     updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS score_cache (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started REAL NOT NULL,
@@ -227,6 +228,13 @@ class Store:
         rows = self._db.execute("SELECT key, prompt, searcher FROM prompts ORDER BY created")
         return {key: (Prompt.from_dict(json.loads(p)), s) for key, p, s in rows}
 
+    def count_prompts(self, split: str) -> int:
+        """Distinct prompts with at least one evaluation on ``split``."""
+        row = self._db.execute(
+            "SELECT COUNT(DISTINCT prompt_key) FROM evaluations WHERE split=?", (split,)
+        ).fetchone()
+        return int(row[0])
+
     def count_evaluations(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0])
 
@@ -237,6 +245,33 @@ class Store:
             (split, exclude_searcher or ""),
         ).fetchone()
         return int(row[0])
+
+    def latest_evaluation(self, prompt_key: str, split: str) -> Evaluation | None:
+        """The latest stored evaluation of a prompt on any examples of ``split``."""
+        row = self._db.execute(
+            "SELECT record FROM evaluations WHERE prompt_key=? AND split=? ORDER BY id DESC "
+            "LIMIT 1",
+            (prompt_key, split),
+        ).fetchone()
+        return Evaluation.from_dict(json.loads(row[0])) if row else None
+
+    # -- score cache ------------------------------------------------------------------------
+
+    def cached_outputs(self, keys: Sequence[str]) -> dict[str, bytes | str]:
+        """Cached model outputs by key (see :mod:`promptscout.evaluation.cache`)."""
+        found: dict[str, bytes | str] = {}
+        for start in range(0, len(keys), 500):  # stay under SQLite's bound-parameter limit
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for key, value in self._db.execute(
+                f"SELECT key, value FROM score_cache WHERE key IN ({marks})", chunk
+            ):
+                found[key] = value
+        return found
+
+    def cache_outputs(self, items: Sequence[tuple[str, bytes | str]]) -> None:
+        with self._transaction():
+            self._db.executemany("INSERT OR REPLACE INTO score_cache VALUES (?, ?)", items)
 
     # -- searcher states and runs -----------------------------------------------------------
 

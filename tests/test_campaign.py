@@ -50,17 +50,22 @@ def test_duplicates_are_scored_once(write_campaign):
     assert len(keys) == len(set(keys)) == result.examples_scored // 8
 
 
-def test_killed_campaign_resumes_to_the_same_leaderboard(write_campaign, tmp_path):
-    straight = load_config(write_campaign("a.toml", budget=240))
+@pytest.mark.parametrize(
+    "racing", ["", "\n[racing]\nfirst = 2\nz = 0.5\n"], ids=["plain", "racing"]
+)
+def test_killed_campaign_resumes_to_the_same_leaderboard(write_campaign, tmp_path, racing):
+    straight = load_config(write_campaign("a.toml", budget=240, extra=racing))
+    straight.objective.names = ["cross_entropy", "accuracy"]
     straight.store = str(tmp_path / "straight.db")
     straight.export = str(tmp_path / "straight.json")
     run(straight)
 
-    killed = load_config(write_campaign("b.toml", budget=240))
+    killed = load_config(write_campaign("b.toml", budget=240, extra=racing))
+    killed.objective.names = ["cross_entropy", "accuracy"]
     killed.store = str(tmp_path / "killed.db")
 
-    def dying_factory(task, objectives, config):
-        evaluator = default_evaluator(task, objectives, config)
+    def dying_factory(task, objectives, config, cache):
+        evaluator = default_evaluator(task, objectives, config, cache)
         inner = evaluator.iter_evaluate
         count = {"n": 0}
 

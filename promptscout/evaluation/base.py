@@ -22,9 +22,12 @@ class Evaluation:
         example_ids: The scored examples, in output order.
         outputs: Per example: class log-probabilities (classification) or generated text.
         objectives: Objective name to value.
-        examples: Examples scored (the budget's unit).
+        examples: Examples the model read for this evaluation (the budget's unit); outputs taken
+            from the score cache are not counted.
         tokens: Tokens forwarded through the model.
         seconds: Scoring time.
+        prompt_tokens: Length of the prompt's own text in model tokens (instruction, template,
+            demonstrations), for length objectives.
         error: Why the prompt could not be scored, or None. Failed evaluations have no
             objective values and rank last.
     """
@@ -38,6 +41,7 @@ class Evaluation:
     tokens: int = 0
     seconds: float = 0.0
     error: str | None = None
+    prompt_tokens: int = 0
 
     @property
     def ok(self) -> bool:

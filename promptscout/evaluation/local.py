@@ -9,6 +9,7 @@ import numpy as np
 
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
+from promptscout.evaluation.cache import ScoreCache, generation_variant, label_variant
 from promptscout.model import LanguageModel
 from promptscout.objectives import Objective, ObjectiveInput
 from promptscout.prompts import Prompt
@@ -28,6 +29,8 @@ class LocalEvaluator(Evaluator):
         texts_per_call: Upper bound on texts sent to the model at once (several prompts' worth);
             each finished call yields its prompts' evaluations.
         max_new_tokens: Generation length for generation tasks.
+        cache: Where computed outputs are kept and looked up; :attr:`Evaluation.examples`
+            counts only the examples the model actually read.
     """
 
     def __init__(
@@ -37,8 +40,10 @@ class LocalEvaluator(Evaluator):
         objectives: Sequence[Objective],
         texts_per_call: int = 128,
         max_new_tokens: int = 32,
+        cache: ScoreCache | None = None,
     ) -> None:
         self.model = model
+        self.cache = cache
         self.task = task
         self.objectives = [o for o in objectives if task.kind in o.task_kinds]
         self.texts_per_call = texts_per_call
@@ -91,7 +96,7 @@ class LocalEvaluator(Evaluator):
         ids = tuple(e.id for e in examples)
         started, tokens_before = time.perf_counter(), self.model.tokens_forwarded
         try:
-            outputs = self._model_outputs(chunk, progress)
+            outputs, scored = self._model_outputs(chunk, progress)
         except Exception as exc:
             if len(chunk) > 1:  # find which prompt failed; the others still get scored
                 for item in chunk:
@@ -99,9 +104,11 @@ class LocalEvaluator(Evaluator):
                 return
             yield Evaluation(chunk[0][0].key, split, ids, error=f"model error: {exc}")
             return
-        seconds = (time.perf_counter() - started) / len(chunk)
-        tokens = (self.model.tokens_forwarded - tokens_before) // len(chunk)
-        for (prompt, _), out in zip(chunk, outputs, strict=True):
+        # Time and tokens are shared by the prompts of a chunk in proportion to what each scored.
+        share = [s / max(sum(scored), 1) for s in scored]
+        seconds = time.perf_counter() - started
+        tokens = self.model.tokens_forwarded - tokens_before
+        for (prompt, _), out, n_scored, part in zip(chunk, outputs, scored, share, strict=True):
             try:
                 values = self._objective_values(prompt, examples, out)
                 error = None
@@ -109,27 +116,58 @@ class LocalEvaluator(Evaluator):
                 values, error = {}, f"objective error: {exc}"
             plain = out.tolist() if isinstance(out, np.ndarray) else list(out)
             yield Evaluation(
-                prompt.key, split, ids, plain, values, len(examples), tokens, seconds, error
+                prompt.key,
+                split,
+                ids,
+                plain,
+                values,
+                n_scored,
+                round(tokens * part),
+                seconds * part,
+                error,
+                self.prompt_tokens(prompt),
             )
 
     def _model_outputs(
         self, chunk: list[tuple[Prompt, list[str]]], progress: ProgressCallback | None
-    ) -> list:
-        """Model outputs per prompt of the chunk, computed in slices of ``texts_per_call`` texts
-        (progress is reported after each slice)."""
+    ) -> tuple[list, list[int]]:
+        """Outputs per prompt of the chunk and how many texts of each the model really read.
+
+        Cached texts are taken from the cache; the rest are computed in slices of
+        ``texts_per_call`` texts (progress is reported after each slice) and cached.
+        """
         texts = [t for _, prompt_texts in chunk for t in prompt_texts]
-        parts: list = []
-        for start in range(0, len(texts), self.texts_per_call):
-            piece = texts[start : start + self.texts_per_call]
-            if self.task.kind == "generation":
-                parts.extend(self.model.generate(piece, self.max_new_tokens))
+        generation = self.task.kind == "generation"
+        variant = (
+            generation_variant(self.max_new_tokens)
+            if generation
+            else label_variant(chunk[0][0].label_words)
+        )
+        outputs: list = (
+            self.cache.get(self.fingerprint, variant, texts) if self.cache else [None] * len(texts)
+        )
+        missing = [i for i, out in enumerate(outputs) if out is None]
+        if progress is not None and len(missing) < len(texts):
+            progress(len(texts) - len(missing))
+        for start in range(0, len(missing), self.texts_per_call):
+            positions = missing[start : start + self.texts_per_call]
+            piece = [texts[i] for i in positions]
+            if generation:
+                computed = self.model.generate(piece, self.max_new_tokens)
             else:
-                parts.append(self.model.score_labels(piece, chunk[0][0].label_words))
+                computed = list(self.model.score_labels(piece, chunk[0][0].label_words))
+            if self.cache is not None:
+                self.cache.put(self.fingerprint, variant, piece, computed)
+            for i, out in zip(positions, computed, strict=True):
+                outputs[i] = out
             if progress is not None:
                 progress(len(piece))
-        outputs = parts if self.task.kind == "generation" else np.concatenate(parts)
         n = len(chunk[0][1])
-        return [outputs[i * n : (i + 1) * n] for i in range(len(chunk))]
+        per_prompt = [outputs[i * n : (i + 1) * n] for i in range(len(chunk))]
+        if not generation:
+            per_prompt = [np.array(rows) for rows in per_prompt]
+        scored = np.bincount(np.array(missing, dtype=np.int64) // n, minlength=len(chunk))
+        return per_prompt, [int(c) for c in scored]
 
     def _objective_values(
         self, prompt: Prompt, examples: Sequence[Example], outputs: object

@@ -1,0 +1,65 @@
+"""The score cache: a model output, once computed, is never computed again.
+
+Keys are (model fingerprint, label words or generation length, rendered text), so a cached value
+is valid wherever the same model reads the same text: in racing's later stages, when a resumed
+campaign re-scores the prompt that was in flight, and across prompts that render equal texts.
+Values live in the campaign store's ``score_cache`` table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from promptscout.store import Store
+
+
+def cache_key(fingerprint: str, variant: str, text: str) -> str:
+    payload = "\x00".join((fingerprint, variant, text)).encode("utf-8")
+    return hashlib.sha256(payload).hexdigest()[:32]
+
+
+def label_variant(label_words: Sequence[str]) -> str:
+    return "labels:" + "\x1f".join(label_words)
+
+
+def generation_variant(max_new_tokens: int) -> str:
+    return f"generate:{max_new_tokens}"
+
+
+class ScoreCache:
+    """Model outputs by (fingerprint, variant, text), kept in a campaign store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, fingerprint: str, variant: str, texts: Sequence[str]) -> list[Any | None]:
+        """Cached outputs for ``texts`` (None where absent): float arrays or strings."""
+        keys = [cache_key(fingerprint, variant, t) for t in texts]
+        found = self.store.cached_outputs(keys)
+        values: list[Any | None] = []
+        for key in keys:
+            raw = found.get(key)
+            if raw is None:
+                values.append(None)
+            elif isinstance(raw, bytes):
+                values.append(np.frombuffer(raw, dtype=np.float64).copy())
+            else:
+                values.append(raw)
+        hits = sum(v is not None for v in values)
+        self.hits += hits
+        self.misses += len(values) - hits
+        return values
+
+    def put(self, fingerprint: str, variant: str, texts: Sequence[str], outputs: Any) -> None:
+        """Remember ``outputs`` (rows of a float array, or strings) for ``texts``."""
+        items = []
+        for text, output in zip(texts, outputs, strict=True):
+            value = output if isinstance(output, str) else np.asarray(output, np.float64).tobytes()
+            items.append((cache_key(fingerprint, variant, text), value))
+        self.store.cache_outputs(items)
