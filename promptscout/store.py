@@ -275,6 +275,13 @@ class Store:
 
     # -- searcher states and runs -----------------------------------------------------------
 
+    def end_turn(self, searcher: str, state: dict[str, Any], meta: dict[str, Any]) -> None:
+        """Save a searcher's state and campaign metadata in one transaction."""
+        with self._transaction():
+            self.save_searcher_state(searcher, state)
+            for key, value in meta.items():
+                self.set_meta(key, value)
+
     def save_searcher_state(self, searcher: str, state: dict[str, Any]) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO searcher_states VALUES (?, ?, ?)",

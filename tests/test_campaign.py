@@ -50,10 +50,11 @@ def test_duplicates_are_scored_once(write_campaign):
     assert len(keys) == len(set(keys)) == result.examples_scored // 8
 
 
+@pytest.mark.parametrize("kill_at", [11, 28])
 @pytest.mark.parametrize(
     "racing", ["", "\n[racing]\nfirst = 2\nz = 0.5\n"], ids=["plain", "racing"]
 )
-def test_killed_campaign_resumes_to_the_same_leaderboard(write_campaign, tmp_path, racing):
+def test_killed_campaign_resumes_to_the_same_leaderboard(write_campaign, tmp_path, racing, kill_at):
     straight = load_config(write_campaign("a.toml", budget=240, extra=racing))
     straight.objective.names = ["cross_entropy", "accuracy"]
     straight.store = str(tmp_path / "straight.db")
@@ -72,8 +73,8 @@ def test_killed_campaign_resumes_to_the_same_leaderboard(write_campaign, tmp_pat
         def iter_evaluate(*args, **kwargs):
             for evaluation in inner(*args, **kwargs):
                 count["n"] += 1
-                if count["n"] == 11:
-                    raise KeyboardInterrupt  # dies mid-batch, after 10 committed evaluations
+                if count["n"] == kill_at:
+                    raise KeyboardInterrupt  # dies mid-batch, after kill_at - 1 committed
                 yield evaluation
 
         evaluator.iter_evaluate = iter_evaluate
@@ -82,7 +83,7 @@ def test_killed_campaign_resumes_to_the_same_leaderboard(write_campaign, tmp_pat
     with pytest.raises(KeyboardInterrupt):
         run(killed, evaluator_factory=dying_factory)
     with Store(killed.store_path, readonly=True) as store:
-        assert store.count_evaluations() == 10
+        assert store.count_evaluations() == kill_at - 1
         before = {s.id: s.evaluation.to_dict() for s in store.evaluations()}
     run(killed)  # resume: same config, same store
     with Store(killed.store_path, readonly=True) as store:

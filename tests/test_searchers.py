@@ -19,6 +19,11 @@ OPTIONS = {
         "label_words": [["negative", "positive"], ["bad", "good"]],
     },
     "random": {"max_demos": 2},
+    "bayesian": {
+        "templates": ["Review: {text}\nSentiment:", "{text} It was"],
+        "label_words": [["negative", "bad"], ["positive", "good"]],
+        "max_demos": 2,
+    },
 }
 
 

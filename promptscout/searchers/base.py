@@ -43,12 +43,17 @@ class SearchContext:
         label_words: The campaign's label words, one per class.
         seed: Seed for this searcher (the campaign seed mixed with the searcher's position).
         ranking: How the campaign ranks candidates; searchers maximise :meth:`score`.
+        store_path: The campaign store's file, next to which a searcher may keep its own files
+            (e.g. the Bayesian searcher's Optuna study); None outside a campaign.
+        campaign: The campaign's name.
     """
 
     task: Task
     label_words: tuple[str, ...]
     seed: int
     ranking: Ranking = Ranking((("accuracy", MAXIMIZE),))
+    store_path: str | None = None
+    campaign: str = ""
 
     def score(self, evaluation: Evaluation) -> float:
         """The searcher-facing score of an evaluation: larger is better, failures are -inf."""

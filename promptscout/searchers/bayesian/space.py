@@ -1,0 +1,269 @@
+"""The Bayesian searcher's options and its categorical prompt space."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from promptscout.errors import PromptscoutError
+from promptscout.prompts import Prompt
+from promptscout.searchers.base import SearchContext, SearcherConfig
+from promptscout.searchers.random_search import (
+    DEFAULT_CUES,
+    DEFAULT_FIELD_LABELS,
+    DEFAULT_INSTRUCTIONS,
+    DEFAULT_SEPARATORS,
+)
+
+START_KEYS = ("template", "instruction", "label_words", "demos")
+
+# (parameter name, number of choices) -> the chosen index
+Chooser = Callable[[str, int], int]
+
+
+@dataclass
+class BayesianConfig(SearcherConfig):
+    """Options of the Bayesian searcher.
+
+    Attributes:
+        templates: Hand-written templates with ``{field}`` placeholders.
+        compose: Also offer templates composed from ``field_labels``, ``cues`` and
+            ``separators`` (default: only when ``templates`` is empty).
+        instructions: Instruction pool ("" means none).
+        field_labels: Labels put before each input field ("" means the bare field).
+        cues: Answer cues ending a composed template.
+        separators: Separators between the field blocks and the cue of a composed template.
+        label_words: Candidate words per class (``[[neg1, neg2], [pos1, pos2]]``); default: the
+            campaign's label words only.
+        max_demos: Largest number of demonstrations (0 = zero-shot only).
+        demo_pool: How many training examples (class-balanced, seeded) may be demonstrations.
+        start: The first trial: a table with any of ``template``, ``instruction``,
+            ``label_words`` (one per class) and ``demos`` (training example ids); what it leaves
+            out is the first choice. Choices it names that are not in the pools are added.
+        multi_objective: Also minimise the prompt's length in tokens; the Pareto front of
+            (score, length) is :meth:`BayesianSearcher.pareto_front`.
+        n_startup_trials: Trials sampled at random before TPE takes over.
+        max_tries: Trials per asked prompt that may repeat known prompts before one unseen prompt
+            is drawn at random instead.
+    """
+
+    templates: list[str] = field(default_factory=list)
+    compose: bool | None = None
+    instructions: list[str] = field(default_factory=lambda: list(DEFAULT_INSTRUCTIONS))
+    field_labels: list[str] = field(default_factory=lambda: list(DEFAULT_FIELD_LABELS))
+    cues: list[str] = field(default_factory=lambda: list(DEFAULT_CUES))
+    separators: list[str] = field(default_factory=lambda: list(DEFAULT_SEPARATORS))
+    label_words: list[list[str]] = field(default_factory=list)
+    max_demos: int = 2
+    demo_pool: int = 16
+    start: dict[str, Any] = field(default_factory=dict)
+    multi_objective: bool = False
+    n_startup_trials: int = 10
+    max_tries: int = 20
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.compose is None:
+            self.compose = not self.templates
+        if not self.templates and not self.compose:
+            raise PromptscoutError(
+                "bayesian searcher: give 'templates', or leave 'compose' on to build them"
+            )
+        needed = ["instructions"] + (["field_labels", "cues", "separators"] if self.compose else [])
+        for name in needed:
+            if not getattr(self, name):
+                raise PromptscoutError(f"bayesian searcher: '{name}' must not be empty")
+        if self.max_demos < 0:
+            raise PromptscoutError("bayesian searcher: 'max_demos' must be 0 or more")
+        if self.demo_pool < 1:
+            raise PromptscoutError("bayesian searcher: 'demo_pool' must be at least 1")
+        if self.n_startup_trials < 0 or self.max_tries < 1:
+            raise PromptscoutError(
+                "bayesian searcher: 'n_startup_trials' must be 0 or more and 'max_tries' 1 or more"
+            )
+        if not isinstance(self.start, dict):
+            raise PromptscoutError(
+                "bayesian searcher: 'start' must be a table such as "
+                '{ template = "{text} It was", label_words = ["bad", "good"] }'
+            )
+        unknown = sorted(set(self.start) - set(START_KEYS))
+        if unknown:
+            raise PromptscoutError(
+                f"bayesian searcher: 'start' has no key '{unknown[0]}'; "
+                f"keys: {', '.join(START_KEYS)}"
+            )
+
+
+def _first(pool: list[str], value: str) -> int:
+    """Index of ``value`` in ``pool``, putting it first when it is not there."""
+    if value not in pool:
+        pool.insert(0, value)
+    return pool.index(value)
+
+
+class PromptSpace:
+    """The categorical space: which parameters a prompt has, their choices, and the prompt an
+    assignment of indices makes.
+
+    Parameters, in the order they are chosen (later ones only when active): ``template``; for a
+    composed template ``separator``, ``field_label_<field>`` per input field and ``cue``;
+    ``instruction``; ``label_word_<i>`` per class; ``n_demos`` and ``demo_<i>`` per slot.
+    """
+
+    def __init__(self, config: BayesianConfig, context: SearchContext) -> None:
+        task = context.task
+        self.fields = task.input_fields
+        self.templates = list(config.templates)
+        self.compose = bool(config.compose)
+        self.field_labels, self.cues = list(config.field_labels), list(config.cues)
+        self.separators = list(config.separators)
+        self.instructions = list(config.instructions)
+        if config.label_words and len(config.label_words) != task.num_classes:
+            raise PromptscoutError(
+                f"bayesian searcher: 'label_words' has {len(config.label_words)} lists but task "
+                f"'{task.name}' has {task.num_classes} classes; give candidates for each class"
+            )
+        self.words = [list(ws) for ws in config.label_words] or [[w] for w in context.label_words]
+        if any(not ws for ws in self.words):
+            raise PromptscoutError("bayesian searcher: every class needs a label word candidate")
+        self.max_demos = config.max_demos if task.train else 0
+        self.demo_pool = self._demo_pool(context, config.demo_pool) if self.max_demos else []
+        self.start = self._start_params(config.start, context)
+        for template in self.templates:  # a precise error now rather than failed trials later
+            Prompt(template, context.label_words).check_task(task)
+        if self.prompt(self.start) is None:
+            raise PromptscoutError(
+                "bayesian searcher: the start prompt's label words repeat a word across classes"
+            )
+
+    @staticmethod
+    def _demo_pool(context: SearchContext, size: int) -> list[str]:
+        """Training example ids, shuffled per class and interleaved so the pool is balanced."""
+        rng = np.random.default_rng([context.seed, 7])
+        by_label: dict[str, list[str]] = {}
+        for example in context.task.train:
+            by_label.setdefault(str(example.label), []).append(example.id)
+        groups = [list(rng.permutation(ids)) for _, ids in sorted(by_label.items())]
+        if context.task.kind != "classification":
+            groups = [list(rng.permutation([e.id for e in context.task.train]))]
+        pool = [str(ids[i]) for i in range(max(map(len, groups))) for ids in groups if i < len(ids)]
+        return pool[:size]
+
+    def _start_params(self, start: dict[str, Any], context: SearchContext) -> dict[str, int]:
+        fixed: dict[str, int] = {}
+        if "template" in start:
+            fixed["template"] = _first(self.templates, str(start["template"]))
+        if "instruction" in start:
+            fixed["instruction"] = _first(self.instructions, str(start["instruction"]))
+        if "label_words" in start:
+            words = list(start["label_words"])
+            if len(words) != len(self.words):
+                raise PromptscoutError(
+                    f"bayesian searcher: start 'label_words' needs {len(self.words)} words, one "
+                    f"per class, got {words}"
+                )
+            for i, word in enumerate(words):
+                fixed[f"label_word_{i}"] = _first(self.words[i], str(word))
+        if start.get("demos"):
+            demos = [str(d) for d in start["demos"]]
+            train = {e.id for e in context.task.train}
+            if any(d not in train for d in demos):
+                bad = next(d for d in demos if d not in train)
+                raise PromptscoutError(f"bayesian searcher: start demo '{bad}' is not a train id")
+            if len(demos) > self.max_demos:
+                raise PromptscoutError(
+                    f"bayesian searcher: start has {len(demos)} demos but max_demos is "
+                    f"{self.max_demos}"
+                )
+            fixed["n_demos"] = len(demos)
+            for i, demo in enumerate(demos):
+                fixed[f"demo_{i}"] = _first(self.demo_pool, demo)
+        return self.assign(lambda name, n: fixed.get(name, 0))
+
+    @property
+    def n_templates(self) -> int:
+        return len(self.templates) + int(self.compose)
+
+    def assign(self, choose: Chooser) -> dict[str, int]:
+        """Walk the space in its fixed order, asking ``choose`` for each active parameter."""
+        params: dict[str, int] = {}
+
+        def pick(name: str, n: int) -> int:
+            params[name] = int(choose(name, n))
+            return params[name]
+
+        if pick("template", self.n_templates) == len(self.templates):
+            pick("separator", len(self.separators))
+            for name in self.fields:
+                pick(f"field_label_{name}", len(self.field_labels))
+            pick("cue", len(self.cues))
+        pick("instruction", len(self.instructions))
+        for i, words in enumerate(self.words):
+            pick(f"label_word_{i}", len(words))
+        if self.max_demos:
+            for i in range(pick("n_demos", self.max_demos + 1)):
+                pick(f"demo_{i}", len(self.demo_pool))
+        return params
+
+    def sizes(self, params: dict[str, int]) -> dict[str, int]:
+        """Number of choices of each parameter of an assignment."""
+        sizes: dict[str, int] = {}
+
+        def record(name: str, n: int) -> int:
+            sizes[name] = n
+            return params[name]
+
+        self.assign(record)
+        return sizes
+
+    def template(self, params: dict[str, int]) -> str:
+        index = params["template"]
+        if index < len(self.templates):
+            return self.templates[index]
+        blocks = []
+        for name in self.fields:
+            label = self.field_labels[params[f"field_label_{name}"]]
+            blocks.append(f"{label}: {{{name}}}" if label else f"{{{name}}}")
+        cue = self.cues[params["cue"]]
+        return self.separators[params["separator"]].join([*blocks, cue] if cue else blocks)
+
+    def prompt(
+        self, params: dict[str, int], metadata: dict[str, Any] | None = None
+    ) -> Prompt | None:
+        """The prompt of an assignment; None if it is not a valid prompt (label words that
+        repeat across classes, or parameters missing)."""
+        try:
+            words = tuple(ws[params[f"label_word_{i}"]] for i, ws in enumerate(self.words))
+            if len(set(words)) < len(words):
+                return None
+            demos: list[str] = []
+            for i in range(params.get("n_demos", 0)):
+                demo = self.demo_pool[params[f"demo_{i}"]]
+                if demo not in demos:  # a repeated slot adds nothing: the prompt has fewer demos
+                    demos.append(demo)
+            return Prompt(
+                self.template(params),
+                words,
+                instruction=self.instructions[params["instruction"]],
+                demos=tuple(demos),
+                metadata=dict(metadata or {}),
+            )
+        except (KeyError, IndexError):
+            return None
+
+    def choices(self) -> dict[str, list[str]]:
+        """What each index means, for people reading the study (e.g. in optuna-dashboard)."""
+        choices = {
+            "template": self.templates + (["<composed>"] if self.compose else []),
+            "instruction": self.instructions,
+            **{f"label_word_{i}": ws for i, ws in enumerate(self.words)},
+        }
+        if self.compose:
+            choices.update(separator=self.separators, cue=self.cues)
+            choices.update({f"field_label_{n}": self.field_labels for n in self.fields})
+        if self.max_demos:
+            choices["demo"] = self.demo_pool
+        return choices
