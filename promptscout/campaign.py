@@ -299,10 +299,11 @@ class Campaign:
                     results[prompt.key] = found
             by_key = {p.key: p for p in todo}
             if todo:
-                for evaluation in self.evaluator.iter_evaluate(
-                    todo, self.search_split, stage_ids, progress=bar.update
-                ):
+                # The bar follows the budget (cost per evaluation), not the texts the evaluator
+                # reads: earlier stages' texts come from the score cache and cost nothing.
+                for evaluation in self.evaluator.iter_evaluate(todo, self.search_split, stage_ids):
                     evaluation = dataclasses.replace(evaluation, examples=cost)
+                    bar.update(cost)
                     self.store.add_evaluation(
                         by_key[evaluation.prompt_key], searcher.name, evaluation
                     )
