@@ -366,7 +366,8 @@ class Campaign:
         top_k = self.config.leaderboard.top_k
         holdout_split = self.config.task.holdout_split
         holdout_ids = self.store.get_meta("holdout_examples")
-        finalists = [e for e in build_leaderboard(self.store, top=top_k) if e.test is None]
+        leaders = build_leaderboard(self.store, top=top_k) if top_k > 0 else []
+        finalists = [e for e in leaders if e.test is None]
         if finalists and holdout_ids:
             prompts = [e.prompt for e in finalists]
             searchers = {e.prompt.key: e.searcher for e in finalists}

@@ -109,3 +109,10 @@ def test_time_budget_stops_the_search(write_campaign):
     config.budget.minutes = 1e-6
     result, _ = run(config)
     assert result.stop_reason == "time budget spent"
+
+
+def test_top_k_zero_rescores_nothing(write_campaign):
+    config = load_config(write_campaign(budget=32))
+    config.leaderboard.top_k = 0
+    result, _ = run(config)
+    assert result.leaderboard and all(e.test is None for e in result.leaderboard)
