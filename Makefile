@@ -27,10 +27,10 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
-# Scoring-engine throughput against a plain transformers loop, then racing's saving.
+# Racing's saving at equal candidates; agreement of `promptscout evaluate` with plain transformers.
 bench: install
-	$(PY) benchmarks/throughput.py
 	$(PY) benchmarks/racing.py
+	$(PY) benchmarks/agreement.py
 
 lint: install
 	$(VENV)/bin/ruff check promptscout tests benchmarks
