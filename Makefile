@@ -27,8 +27,10 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
-# Racing's saving at equal candidates; agreement of `promptscout evaluate` with plain transformers.
+# Engine vs a plain transformers loop; racing's saving at equal candidates; agreement of
+# `promptscout evaluate` with plain transformers.
 bench: install
+	$(PY) benchmarks/throughput.py
 	$(PY) benchmarks/racing.py
 	$(PY) benchmarks/agreement.py
 

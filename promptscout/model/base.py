@@ -55,15 +55,26 @@ class LanguageModel(ABC):
             model's name, a Hugging Face name, or a folder).
         kind: ``"causal"`` or ``"masked"``.
         max_length: the context size in tokens; longer inputs are cut from the left.
-        tokens_forwarded: running count of (non-padding) tokens run through the network, for
-            cost accounting; callers read differences before and after a call.
-        batch_size: how many sequences go through the network at once.
+        tokens_forwarded: running count of the tokens of the sequences scored or generated, each
+            counted as if it ran alone (padding, batching and shared-prefix reuse do not change
+            it): a stable cost measure for budgets; callers read differences before and after a
+            call.
+        tokens_computed: running count of the (non-padding) token positions actually run
+            through the network; below ``tokens_forwarded`` when prefixes are shared.
+        flops: running estimate of the floating-point operations of the forward passes actually
+            run (padding excluded): ``2 * body_params`` per computed token, plus
+            ``4 * layers * heads * head_dim`` per (token, attended position) pair, plus
+            ``2 * hidden * vocab`` per output-head row (see :func:`flop_rates`).
+        batch_size: how many sequences go through the network at once (short sequences, such as
+            the suffixes after a shared prefix, are batched more at a time).
     """
 
     name: str
     kind: str
     max_length: int
     tokens_forwarded: int
+    tokens_computed: int
+    flops: int
     batch_size: int
 
     @property
@@ -132,7 +143,12 @@ class HFLanguageModel(LanguageModel):
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.tokens_forwarded = 0
+        self.tokens_computed = 0
+        self.flops = 0
+        self._flop_rates = flop_rates(hf_model)
         self.device = next(hf_model.parameters()).device
+        if self.device.type == "cpu":
+            configure_threads()
         self.dtype = next(hf_model.parameters()).dtype
         self.max_length = _context_size(hf_model.config, tokenizer)
         # Special tokens the tokenizer wraps a text in ([CLS] ... [SEP], <s> ..., or nothing),
@@ -238,6 +254,14 @@ class HFLanguageModel(LanguageModel):
                         ci.append(c)
                 where = torch.tensor(list(slots), dtype=torch.long, device=self.device)
                 logits = self._logits_at(ids, mask, where[:, 0], where[:, 1])
+                lengths = [len(rows[r]) for r in batch]
+                # Bidirectional attention: every token attends the whole row (n * n pairs).
+                per_token, per_pair, per_row = self._flop_rates
+                self.flops += (
+                    per_token * sum(lengths)
+                    + per_pair * sum(n * n for n in lengths)
+                    + per_row * len(slots)
+                )
                 logp = torch.log_softmax(logits.float(), dim=-1)
                 sel_t = torch.tensor(sel, dtype=torch.long, device=self.device)
                 tok_t = torch.tensor(tok, dtype=torch.long, device=self.device)
@@ -282,8 +306,99 @@ class HFLanguageModel(LanguageModel):
             span = slice(width - len(row), width) if left else slice(0, len(row))
             ids[b, span] = torch.tensor(row, dtype=torch.long)
             mask[b, span] = 1
-        self.tokens_forwarded += int(mask.sum())
+        real = int(mask.sum())
+        self.tokens_forwarded += real
+        self.tokens_computed += real
         return ids.to(self.device), mask.to(self.device)
+
+    def _flops(self, starts: Sequence[int], lengths: Sequence[int], head_rows: int) -> int:
+        """FLOPs of running segments (``lengths``, each after ``starts`` context tokens, causal)
+        plus ``head_rows`` output-head rows; see :attr:`LanguageModel.flops`."""
+        per_token, per_pair, per_row = self._flop_rates
+        pairs = sum(n * s + n * (n + 1) // 2 for s, n in zip(starts, lengths, strict=True))
+        return per_token * sum(lengths) + per_pair * pairs + per_row * head_rows
+
+
+_THREADS_SET = False
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def physical_cores() -> int:
+    """Physical CPU cores this process may use (affinity, hyper-threads and a cgroup quota
+    taken into account)."""
+    import math
+    import os
+
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not cpus:
+        cpus = list(range(os.cpu_count() or 1))
+    cores = set()
+    for cpu in cpus:
+        try:
+            path = f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list"
+            with open(path) as f:
+                cores.add(f.read().strip())
+        except OSError:
+            cores.add(str(cpu))
+    count = len(cores)
+    try:  # a container's CPU quota ("max 100000" means none)
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)
+
+
+def configure_threads() -> None:
+    """Use one torch thread per physical core, once per process, unless the user chose.
+
+    Hyper-threads only slow the matrix products down, and torch may count the machine's cores
+    rather than the container's. ``OMP_NUM_THREADS`` (or MKL's, OpenBLAS's) set in the
+    environment means the user decided: torch's setting is left alone.
+    """
+    import os
+
+    import torch
+
+    global _THREADS_SET
+    if _THREADS_SET:
+        return
+    _THREADS_SET = True
+    if any(os.environ.get(v) for v in _THREAD_VARIABLES):
+        return
+    cores = physical_cores()
+    if torch.get_num_threads() != cores:
+        torch.set_num_threads(cores)
+
+
+def flop_rates(hf_model: Any) -> tuple[int, int, int]:
+    """FLOP rates of a model: (per token, per attended (query, key) pair, per output-head row).
+
+    A token costs two FLOPs per parameter of the network body (embedding tables and the output
+    head excluded: lookups, and the head runs only where a label token is read); attention adds
+    ``2 * heads * head_dim`` FLOPs for the scores and as many for the weighted values, per layer
+    and per attended position; each output-head row costs ``2 * hidden * vocab``.
+    """
+    config = hf_model.config
+    if hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    seen: set[int] = set()
+    excluded = 0
+    for module in (hf_model.get_input_embeddings(), hf_model.get_output_embeddings()):
+        weight = getattr(module, "weight", None)
+        if weight is not None and id(weight) not in seen:
+            seen.add(id(weight))
+            excluded += weight.numel()
+    total = sum(p.numel() for p in hf_model.parameters())  # tied weights counted once
+    layers = int(getattr(config, "num_hidden_layers", 0) or 0)
+    heads = int(getattr(config, "num_attention_heads", 0) or 0)
+    hidden = int(getattr(config, "hidden_size", 0) or 0)
+    head_dim = int(getattr(config, "head_dim", 0) or (hidden // heads if heads else 0))
+    head = getattr(hf_model.get_output_embeddings(), "weight", None)
+    per_row = 2 * head.numel() if head is not None else 0
+    return 2 * (total - excluded), 4 * layers * heads * head_dim, per_row
 
 
 def _context_size(config: Any, tokenizer: Any) -> int:
