@@ -38,6 +38,15 @@ DEFAULT_CUES = ["Answer:", "Label:", "Category:", "Sentiment:", "It was", "This 
 DEFAULT_SEPARATORS = ["\n", " "]
 
 
+def compose_template(field_labels: dict[str, str], cue: str, separator: str) -> str:
+    """``"<label>: {field}"`` per input field (the bare ``{field}`` for an empty label), then the
+    answer cue, joined by ``separator``; shared by the random and Bayesian searchers."""
+    blocks = [
+        f"{label}: {{{name}}}" if label else f"{{{name}}}" for name, label in field_labels.items()
+    ]
+    return separator.join([*blocks, cue] if cue else blocks)
+
+
 @dataclass
 class RandomConfig(SearcherConfig):
     """The space random search samples from.
@@ -98,11 +107,8 @@ class RandomSearcher(Searcher):
         words collide across classes."""
         cfg, task = self.config, self.context.task
         separator = self._pick(cfg.separators)
-        blocks = []
-        for name in task.input_fields:
-            label = self._pick(cfg.field_labels)
-            blocks.append(f"{label}: {{{name}}}" if label else f"{{{name}}}")
-        template = separator.join([*blocks, self._pick(cfg.cues)])
+        labels = {name: self._pick(cfg.field_labels) for name in task.input_fields}
+        template = compose_template(labels, self._pick(cfg.cues), separator)
         words = tuple(self._pick(choices) for choices in self._word_choices)
         if len(set(words)) < len(words):
             return None

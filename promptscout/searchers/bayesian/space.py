@@ -16,6 +16,7 @@ from promptscout.searchers.random_search import (
     DEFAULT_FIELD_LABELS,
     DEFAULT_INSTRUCTIONS,
     DEFAULT_SEPARATORS,
+    compose_template,
 )
 
 START_KEYS = ("template", "instruction", "label_words", "demos")
@@ -223,12 +224,10 @@ class PromptSpace:
         index = params["template"]
         if index < len(self.templates):
             return self.templates[index]
-        blocks = []
-        for name in self.fields:
-            label = self.field_labels[params[f"field_label_{name}"]]
-            blocks.append(f"{label}: {{{name}}}" if label else f"{{{name}}}")
-        cue = self.cues[params["cue"]]
-        return self.separators[params["separator"]].join([*blocks, cue] if cue else blocks)
+        labels = {name: self.field_labels[params[f"field_label_{name}"]] for name in self.fields}
+        return compose_template(
+            labels, self.cues[params["cue"]], self.separators[params["separator"]]
+        )
 
     def prompt(
         self, params: dict[str, int], metadata: dict[str, Any] | None = None
