@@ -25,6 +25,7 @@ from promptscout.evaluation.base import Evaluation, Evaluator
 from promptscout.evaluation.cache import ScoreCache
 from promptscout.evaluation.racing import PairedComparison, race_stages
 from promptscout.leaderboard import LeaderboardEntry, build_leaderboard, export_payload
+from promptscout.model import LanguageModel
 from promptscout.objectives import Objective, Ranking, resolve_objective
 from promptscout.prompts import Prompt
 from promptscout.searchers import SearchContext, Searcher, create_searcher
@@ -100,8 +101,9 @@ class Campaign:
         self.ranking = Ranking.of(self.objectives, config.objective.weights)
         self.search_split = config.task.search_split
         self.search_ids = tuple(e.id for e in self.task.split(self.search_split))
-        self._evaluator_factory = evaluator_factory or default_evaluator
+        self._evaluator_factory = evaluator_factory or self._local_evaluator
         self._evaluator: Evaluator | None = None
+        self._model: LanguageModel | None = None
         self.cache = ScoreCache(store)
         self.stages = race_stages(config.racing, self.search_ids, config.seed)
         self.comparison = PairedComparison(
@@ -122,6 +124,7 @@ class Campaign:
                 self.ranking,
                 store_path=str(self.store.path),
                 campaign=self.config.name,
+                model_provider=self.model,
             )
             try:
                 searcher = create_searcher(spec.type, spec.options, context)
@@ -153,6 +156,24 @@ class Campaign:
                 f"store {self.store.path} belongs to a campaign with another task or model; "
                 "use a new --store path"
             )
+
+    def model(self) -> LanguageModel:
+        """The configured model in this process, loaded on first use and then shared by the
+        local evaluator and white-box searchers."""
+        if self._model is None:
+            self._model = load_campaign_model(self.config)
+        return self._model
+
+    def _local_evaluator(
+        self,
+        task: Task,
+        objectives: list[Objective],
+        config: CampaignConfig,
+        cache: ScoreCache | None,
+    ) -> Evaluator:
+        from promptscout.evaluation.local import LocalEvaluator
+
+        return LocalEvaluator(self.model(), task, objectives, cache=cache)
 
     @property
     def evaluator(self) -> Evaluator:
@@ -408,17 +429,23 @@ def _unique(prompts: Sequence[Prompt]) -> list[Prompt]:
 def default_evaluator(
     task: Task, objectives: list[Objective], config: CampaignConfig, cache: ScoreCache | None
 ) -> Evaluator:
-    """Load the configured model and score in this process."""
+    """Load the configured model and score in this process (a campaign's own default shares
+    its model with white-box searchers instead; this stand-alone form is for wrappers)."""
     from promptscout.evaluation.local import LocalEvaluator
+
+    return LocalEvaluator(load_campaign_model(config), task, objectives, cache=cache)
+
+
+def load_campaign_model(config: CampaignConfig) -> LanguageModel:
+    """The model a campaign file configures, loaded in this process."""
     from promptscout.model import load_model
 
-    model = load_model(
+    return load_model(
         config.model.name,
         dtype=config.model.dtype,
         device=config.model.device,
         batch_size=config.model.batch_size,
     )
-    return LocalEvaluator(model, task, objectives, cache=cache)
 
 
 def write_export(store: Store, path: Path, top: int | None) -> Path:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -13,6 +13,7 @@ from promptscout.objectives import MAXIMIZE, Ranking
 from promptscout.prompts import Prompt
 
 if TYPE_CHECKING:
+    from promptscout.model import LanguageModel
     from promptscout.tasks import Task
 
 
@@ -46,6 +47,10 @@ class SearchContext:
         store_path: The campaign store's file, next to which a searcher may keep its own files
             (e.g. the Bayesian searcher's Optuna study); None outside a campaign.
         campaign: The campaign's name.
+        model_provider: Returns the campaign's language model in this process, loading it on
+            first call (the local evaluator shares the same instance). White-box searchers
+            (gradients, soft prompts, policies) call :meth:`model`; None where no model is
+            available (e.g. unit tests of black-box searchers).
     """
 
     task: Task
@@ -54,6 +59,15 @@ class SearchContext:
     ranking: Ranking = Ranking((("accuracy", MAXIMIZE),))
     store_path: str | None = None
     campaign: str = ""
+    model_provider: Callable[[], LanguageModel] | None = None
+
+    def model(self) -> LanguageModel:
+        """The campaign's language model (white-box access for gradient-based searchers)."""
+        if self.model_provider is None:
+            raise PromptscoutError(
+                "this searcher needs the language model, but the campaign gave it none"
+            )
+        return self.model_provider()
 
     def score(self, evaluation: Evaluation) -> float:
         """The searcher-facing score of an evaluation: larger is better, failures are -inf."""
