@@ -17,66 +17,40 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from promptscout.errors import PromptscoutError
 from promptscout.prompts import Prompt
-from promptscout.searchers.base import SearchContext, Searcher, SearcherConfig
+from promptscout.searchers.base import SearchContext, Searcher
 
-DEFAULT_INSTRUCTIONS = [
-    "",
-    "Classify the text.",
-    "Read the text and answer with one word.",
-    "Choose the label that best describes the text.",
-    "What is the category of the following text?",
-]
-DEFAULT_FIELD_LABELS = ["", "Text", "Input", "Review", "Sentence"]
-DEFAULT_CUES = ["Answer:", "Label:", "Category:", "Sentiment:", "It was", "This is"]
-DEFAULT_SEPARATORS = ["\n", " "]
-
-
-def compose_template(field_labels: dict[str, str], cue: str, separator: str) -> str:
-    """``"<label>: {field}"`` per input field (the bare ``{field}`` for an empty label), then the
-    answer cue, joined by ``separator``; shared by the random and Bayesian searchers."""
-    blocks = [
-        f"{label}: {{{name}}}" if label else f"{{{name}}}" for name, label in field_labels.items()
-    ]
-    return separator.join([*blocks, cue] if cue else blocks)
+# The default pools and compose_template moved to parts.py; imported here for old imports.
+from promptscout.searchers.parts import (  # noqa: F401
+    DEFAULT_CUES,
+    DEFAULT_FIELD_LABELS,
+    DEFAULT_INSTRUCTIONS,
+    DEFAULT_SEPARATORS,
+    PromptParts,
+    compose_template,
+)
 
 
 @dataclass
-class RandomConfig(SearcherConfig):
-    """The space random search samples from.
+class RandomConfig(PromptParts):
+    """The space random search samples from: the pools of
+    :class:`~promptscout.searchers.parts.PromptParts` (instructions, field labels, cues,
+    separators, label words, ``max_demos``), plus:
 
     Attributes:
-        instructions: Instruction pool ("" means none).
-        field_labels: Labels put before each input field ("" means the bare field).
-        cues: Answer cues ending the prompt (the label word follows them).
-        separators: Separators between field blocks and the cue.
-        label_words: Candidate words per class (``[[neg1, neg2], [pos1, pos2]]``); default: the
-            campaign's label words only.
-        max_demos: Largest number of demonstrations (0 = zero-shot only).
         max_tries: Draws per asked prompt before giving up on finding an unseen one.
     """
 
-    instructions: list[str] = field(default_factory=lambda: list(DEFAULT_INSTRUCTIONS))
-    field_labels: list[str] = field(default_factory=lambda: list(DEFAULT_FIELD_LABELS))
-    cues: list[str] = field(default_factory=lambda: list(DEFAULT_CUES))
-    separators: list[str] = field(default_factory=lambda: list(DEFAULT_SEPARATORS))
-    label_words: list[list[str]] = field(default_factory=list)
-    max_demos: int = 0
     max_tries: int = 50
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("instructions", "field_labels", "cues", "separators"):
-            if not getattr(self, name):
-                raise PromptscoutError(f"random searcher: '{name}' must not be empty")
-        if self.max_demos < 0:
-            raise PromptscoutError("random searcher: 'max_demos' must be 0 or more")
+        self.check_parts("random")
 
 
 class RandomSearcher(Searcher):
@@ -88,13 +62,7 @@ class RandomSearcher(Searcher):
 
     def __init__(self, config: RandomConfig, context: SearchContext) -> None:
         super().__init__(config, context)
-        task = context.task
-        if config.label_words and len(config.label_words) != task.num_classes:
-            raise PromptscoutError(
-                f"random searcher: 'label_words' has {len(config.label_words)} lists but task "
-                f"'{task.name}' has {task.num_classes} classes; give candidates for each class"
-            )
-        self._word_choices = config.label_words or [[w] for w in context.label_words]
+        self._word_choices = config.word_choices("random", context)
         self._rng = np.random.default_rng(context.seed)
         self._seen: set[str] = set()
         self._exhausted = False

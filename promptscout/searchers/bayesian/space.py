@@ -6,18 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from promptscout.errors import PromptscoutError
 from promptscout.prompts import Prompt
-from promptscout.searchers.base import SearchContext, SearcherConfig
-from promptscout.searchers.random_search import (
-    DEFAULT_CUES,
-    DEFAULT_FIELD_LABELS,
-    DEFAULT_INSTRUCTIONS,
-    DEFAULT_SEPARATORS,
-    compose_template,
-)
+from promptscout.searchers.base import SearchContext
+from promptscout.searchers.parts import PromptParts, balanced_demo_pool, compose_template
 
 START_KEYS = ("template", "instruction", "label_words", "demos")
 
@@ -26,20 +18,15 @@ Chooser = Callable[[str, int], int]
 
 
 @dataclass
-class BayesianConfig(SearcherConfig):
-    """Options of the Bayesian searcher.
+class BayesianConfig(PromptParts):
+    """Options of the Bayesian searcher: the pools of
+    :class:`~promptscout.searchers.parts.PromptParts` (instructions, field labels, cues and
+    separators of composed templates, label words, ``max_demos``, here 2 by default), plus:
 
     Attributes:
         templates: Hand-written templates with ``{field}`` placeholders.
         compose: Also offer templates composed from ``field_labels``, ``cues`` and
             ``separators`` (default: only when ``templates`` is empty).
-        instructions: Instruction pool ("" means none).
-        field_labels: Labels put before each input field ("" means the bare field).
-        cues: Answer cues ending a composed template.
-        separators: Separators between the field blocks and the cue of a composed template.
-        label_words: Candidate words per class (``[[neg1, neg2], [pos1, pos2]]``); default: the
-            campaign's label words only.
-        max_demos: Largest number of demonstrations (0 = zero-shot only).
         demo_pool: How many training examples (class-balanced, seeded) may be demonstrations.
         start: The first trial: a table with any of ``template``, ``instruction``,
             ``label_words`` (one per class) and ``demos`` (training example ids); what it leaves
@@ -53,11 +40,6 @@ class BayesianConfig(SearcherConfig):
 
     templates: list[str] = field(default_factory=list)
     compose: bool | None = None
-    instructions: list[str] = field(default_factory=lambda: list(DEFAULT_INSTRUCTIONS))
-    field_labels: list[str] = field(default_factory=lambda: list(DEFAULT_FIELD_LABELS))
-    cues: list[str] = field(default_factory=lambda: list(DEFAULT_CUES))
-    separators: list[str] = field(default_factory=lambda: list(DEFAULT_SEPARATORS))
-    label_words: list[list[str]] = field(default_factory=list)
     max_demos: int = 2
     demo_pool: int = 16
     start: dict[str, Any] = field(default_factory=dict)
@@ -74,11 +56,7 @@ class BayesianConfig(SearcherConfig):
                 "bayesian searcher: give 'templates', or leave 'compose' on to build them"
             )
         needed = ["instructions"] + (["field_labels", "cues", "separators"] if self.compose else [])
-        for name in needed:
-            if not getattr(self, name):
-                raise PromptscoutError(f"bayesian searcher: '{name}' must not be empty")
-        if self.max_demos < 0:
-            raise PromptscoutError("bayesian searcher: 'max_demos' must be 0 or more")
+        self.check_parts("bayesian", needed)
         if self.demo_pool < 1:
             raise PromptscoutError("bayesian searcher: 'demo_pool' must be at least 1")
         if self.n_startup_trials < 0 or self.max_tries < 1:
@@ -122,16 +100,9 @@ class PromptSpace:
         self.field_labels, self.cues = list(config.field_labels), list(config.cues)
         self.separators = list(config.separators)
         self.instructions = list(config.instructions)
-        if config.label_words and len(config.label_words) != task.num_classes:
-            raise PromptscoutError(
-                f"bayesian searcher: 'label_words' has {len(config.label_words)} lists but task "
-                f"'{task.name}' has {task.num_classes} classes; give candidates for each class"
-            )
-        self.words = [list(ws) for ws in config.label_words] or [[w] for w in context.label_words]
-        if any(not ws for ws in self.words):
-            raise PromptscoutError("bayesian searcher: every class needs a label word candidate")
+        self.words = config.word_choices("bayesian", context)
         self.max_demos = config.max_demos if task.train else 0
-        self.demo_pool = self._demo_pool(context, config.demo_pool) if self.max_demos else []
+        self.demo_pool = balanced_demo_pool(context, config.demo_pool) if self.max_demos else []
         self.start = self._start_params(config.start, context)
         for template in self.templates:  # a precise error now rather than failed trials later
             Prompt(template, context.label_words).check_task(task)
@@ -139,19 +110,6 @@ class PromptSpace:
             raise PromptscoutError(
                 "bayesian searcher: the start prompt's label words repeat a word across classes"
             )
-
-    @staticmethod
-    def _demo_pool(context: SearchContext, size: int) -> list[str]:
-        """Training example ids, shuffled per class and interleaved so the pool is balanced."""
-        rng = np.random.default_rng([context.seed, 7])
-        by_label: dict[str, list[str]] = {}
-        for example in context.task.train:
-            by_label.setdefault(str(example.label), []).append(example.id)
-        groups = [list(rng.permutation(ids)) for _, ids in sorted(by_label.items())]
-        if context.task.kind != "classification":
-            groups = [list(rng.permutation([e.id for e in context.task.train]))]
-        pool = [str(ids[i]) for i in range(max(map(len, groups))) for ids in groups if i < len(ids)]
-        return pool[:size]
 
     def _start_params(self, start: dict[str, Any], context: SearchContext) -> dict[str, int]:
         fixed: dict[str, int] = {}
