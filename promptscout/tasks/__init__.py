@@ -12,7 +12,14 @@ Example:
 from promptscout.tasks.bundled import BUNDLED_SEEDS, BUNDLED_TASKS, DATA_DIR, BundledTask
 from promptscout.tasks.loading import load_task
 from promptscout.tasks.readers import FORMATS, read_examples
-from promptscout.tasks.types import KINDS, SPLITS, Example, Task
+from promptscout.tasks.types import (
+    CONTENT_FREE_INPUTS,
+    CONTENT_FREE_SPLIT,
+    KINDS,
+    SPLITS,
+    Example,
+    Task,
+)
 
 __all__ = [
     "BUNDLED_SEEDS",
@@ -21,6 +28,8 @@ __all__ = [
     "FORMATS",
     "KINDS",
     "SPLITS",
+    "CONTENT_FREE_INPUTS",
+    "CONTENT_FREE_SPLIT",
     "BundledTask",
     "Example",
     "Task",

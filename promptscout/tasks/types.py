@@ -13,6 +13,10 @@ from promptscout.tasks._messages import _names, _show
 
 SPLITS = ("train", "dev", "test")
 KINDS = ("classification", "generation")
+# A pseudo-split: one example per content-free input ("N/A", "", "[MASK]") in every input field,
+# so an evaluator scores a prompt's label prior like any split (contextual calibration).
+CONTENT_FREE_SPLIT = "content-free"
+CONTENT_FREE_INPUTS = ("N/A", "", "[MASK]")
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ class Task:
         Raises:
             PromptscoutError: If the split name is unknown or the split has no examples.
         """
+        if name == CONTENT_FREE_SPLIT:
+            return self.content_free()
         if name not in SPLITS:
             raise PromptscoutError(f"unknown split {_show(name)}; use one of {', '.join(SPLITS)}")
         examples: tuple[Example, ...] = getattr(self, name)
@@ -109,6 +115,15 @@ class Task:
                 f"or a task folder with a {name} file"
             )
         return examples
+
+    def content_free(self) -> tuple[Example, ...]:
+        """The content-free pseudo-split (ids ``content-free-<i>``): every input field holds one
+        of :data:`CONTENT_FREE_INPUTS`; labels are placeholders (class 0 or empty text)."""
+        label: int | str = 0 if self.kind == "classification" else ""
+        return tuple(
+            Example(f"{CONTENT_FREE_SPLIT}-{i}", dict.fromkeys(self.input_fields, text), label)
+            for i, text in enumerate(CONTENT_FREE_INPUTS)
+        )
 
     def example(self, example_id: str) -> Example:
         """Return the example with id ``example_id`` from any split (PromptscoutError if none)."""
@@ -126,6 +141,12 @@ class Task:
         pool = self.split(split)
         if ids is None:
             return pool
+        if split == CONTENT_FREE_SPLIT:
+            by_id = {e.id: e for e in pool}
+            missing = [i for i in ids if i not in by_id]
+            if missing:
+                raise PromptscoutError(f"no content-free example {missing[0]!r}")
+            return tuple(by_id[i] for i in ids)
         found = [self._index.get(i) for i in ids]  # type: ignore[attr-defined]
         for example_id, hit in zip(ids, found, strict=True):
             if hit is None or hit[0] != split:
