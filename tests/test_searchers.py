@@ -24,6 +24,11 @@ OPTIONS = {
         "label_words": [["negative", "bad"], ["positive", "good"]],
         "max_demos": 2,
     },
+    "evolutionary": {
+        "label_words": [["negative", "bad"], ["positive", "good"]],
+        "population_size": 4,
+        "max_tokens": 1,
+    },
 }
 
 

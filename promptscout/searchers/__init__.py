@@ -15,6 +15,7 @@ from typing import Any
 from promptscout.errors import PromptscoutError
 from promptscout.searchers.base import SearchContext, Searcher, SearcherConfig
 from promptscout.searchers.bayesian import BayesianSearcher
+from promptscout.searchers.evolutionary import EvolutionarySearcher
 from promptscout.searchers.manual import ManualSearcher
 from promptscout.searchers.random_search import RandomSearcher
 
@@ -42,6 +43,7 @@ def register_searcher(cls: type[Searcher]) -> type[Searcher]:
 register_searcher(ManualSearcher)
 register_searcher(RandomSearcher)
 register_searcher(BayesianSearcher)
+register_searcher(EvolutionarySearcher)
 
 
 def available_searchers() -> list[str]:

@@ -1,0 +1,170 @@
+"""Evolutionary search vs its own first generation, on SST-2 or MR.
+
+Runs examples/sst2-evolutionary.toml (or mr-evolutionary.toml) on the embedded
+SmolLM2-135M-Instruct: the `evolutionary` searcher alone, its first generation eight zero-shot
+prompts drawn from the pools, then generations bred by the GA (or DE) that add demonstrations,
+change label words, cues and field labels, and edit instructions. Offspring are raced on the 32
+dev examples and ranked by dev cross-entropy. Then it scores on the test split (which no
+searcher saw) the campaign's winner and every member of the first generation, and compares the
+winner with
+
+* the initial member the campaign would have selected: the best first-generation member by dev
+  cross-entropy (the acceptance baseline), and
+* the oracle initial member: the best first-generation member by *test* accuracy (reported).
+
+Run (under the heavy-job lock on a shared machine):
+
+    .venv/bin/python benchmarks/evolutionary.py --task sst-2 [--algorithm ga] [--seed 0]
+                                                [--minutes 5] [--examples 3000] [--store PATH]
+    .venv/bin/python benchmarks/evolutionary.py --task mr
+
+About 10 minutes each on 2 CPU cores (search 5, test scoring of nine prompts the rest). Prints a
+table and writes benchmarks/results/evolutionary-<task>.json. Acceptance: the winner's test
+accuracy beats the dev-selected first-generation member's by at least 3 points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from promptscout.campaign import Campaign
+from promptscout.config import load_config
+from promptscout.leaderboard import describe
+from promptscout.prompts import Prompt
+from promptscout.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = {"sst-2": "sst2-evolutionary.toml", "mr": "mr-evolutionary.toml"}
+REQUIRED_GAIN = 0.03
+
+
+def objectives(store: Store, prompt: Prompt, split: str, ids: list[str]) -> dict[str, float] | None:
+    found = store.find_evaluation(prompt.key, split, ids)
+    return found.objectives if found is not None and found.ok else None
+
+
+def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    example = ROOT / "examples" / EXAMPLES[args.task]
+    config = load_config(example)
+    config.seed = args.seed
+    config.budget.minutes = args.minutes
+    config.budget.examples = args.examples
+    config.searchers[0].options["algorithm"] = args.algorithm
+    config.store = args.store or str(folder / "evolutionary-bench.db")
+    config.export = str(Path(config.store).with_suffix(".json"))
+    if Path(config.store).exists():
+        raise SystemExit(f"error: {config.store} exists; give a new --store path")
+    started = time.perf_counter()
+    with Store(config.store_path) as store:
+        campaign = Campaign(config, store)
+        try:
+            result = campaign.run()  # search, then the winner (top_k = 1) on test
+            searched = time.perf_counter() - started
+            dev_ids = store.get_meta("search_examples")
+            test_ids = store.get_meta("holdout_examples")
+            prompts = store.prompts()
+            searcher = campaign.searchers[0]
+            first = [prompts[key][0] for key in searcher.history[0]["keys"]]
+            winner = result.leaderboard[0].prompt
+            todo = [p for p in first if objectives(store, p, "test", test_ids) is None]
+            by_key = {p.key: p for p in todo}
+            for evaluation in campaign.evaluator.iter_evaluate(todo, "test", test_ids):
+                store.add_evaluation(by_key[evaluation.prompt_key], searcher.name, evaluation)
+        finally:
+            campaign.close()
+
+        def row(name: str, prompt: Prompt) -> dict[str, Any]:
+            return {
+                "name": name,
+                "key": prompt.key,
+                "prompt": prompt.to_dict(),
+                "dev": objectives(store, prompt, "dev", dev_ids),
+                "test": objectives(store, prompt, "test", test_ids),
+            }
+
+        rows = [row("winner", winner)] + [row(f"initial {i}", p) for i, p in enumerate(first, 1)]
+    initial = rows[1:]
+    scored = [r for r in initial if r["dev"]]
+    chosen = min(scored, key=lambda r: r["dev"]["cross_entropy"])  # what the campaign would pick
+    oracle = max(initial, key=lambda r: r["test"]["accuracy"])
+    found = rows[0]["test"]["accuracy"]
+    chosen_test = chosen["test"]["accuracy"]
+    gain = found - chosen_test
+    return {
+        "campaign": str(example.relative_to(ROOT)),
+        "task": args.task,
+        "algorithm": args.algorithm,
+        "seed": args.seed,
+        "budget": {"examples": args.examples, "minutes": args.minutes},
+        "search": {
+            "stop_reason": result.stop_reason,
+            "examples_scored": result.examples_scored,
+            "seconds": round(searched, 1),  # the campaign: search and the winner on test
+            "generations": searcher.generation,
+            "history": [{k: v for k, v in h.items() if k != "keys"} for h in searcher.history],
+            "lm": searcher.lm.stats if searcher.lm is not None else None,
+        },
+        "rows": rows,
+        "winner_test_accuracy": found,
+        "dev_selected_initial": {"name": chosen["name"], "test_accuracy": chosen_test},
+        "oracle_initial": {"name": oracle["name"], "test_accuracy": oracle["test"]["accuracy"]},
+        "gain": gain,
+        "gain_over_oracle": found - oracle["test"]["accuracy"],
+        "required_gain": REQUIRED_GAIN,
+        "passed": gain >= REQUIRED_GAIN,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def fmt(values: dict[str, float] | None, name: str) -> str:
+    return f"{values[name]:.4f}" if values else "-"
+
+
+def print_table(report: dict[str, Any]) -> None:
+    search = report["search"]
+    print(
+        f"{report['task']} {report['algorithm']}: {search['examples_scored']} dev examples, "
+        f"{search['generations']} generations, {search['seconds']} s with the winner's test "
+        f"score ({search['stop_reason']}); {report['seconds']} s in all"
+    )
+    print(f"{'':10} {'dev CE':>7} {'dev acc':>7} {'test acc':>8}  prompt")
+    for r in report["rows"]:
+        prompt = describe(Prompt.from_dict(r["prompt"]), width=80)
+        print(
+            f"{r['name']:10} {fmt(r['dev'], 'cross_entropy'):>7} {fmt(r['dev'], 'accuracy'):>7} "
+            f"{fmt(r['test'], 'accuracy'):>8}  {prompt}"
+        )
+    chosen, oracle = report["dev_selected_initial"], report["oracle_initial"]
+    verdict = "PASS" if report["passed"] else "FAIL"
+    print(
+        f"winner {report['winner_test_accuracy']:.4f} vs dev-selected initial ({chosen['name']}) "
+        f"{chosen['test_accuracy']:.4f}: {100 * report['gain']:+.1f} points (needs "
+        f"{100 * REQUIRED_GAIN:+.1f}): {verdict}; vs oracle initial ({oracle['name']}) "
+        f"{oracle['test_accuracy']:.4f}: {100 * report['gain_over_oracle']:+.1f} points"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="evolutionary search vs its first generation")
+    parser.add_argument("--task", choices=sorted(EXAMPLES), default="sst-2")
+    parser.add_argument("--algorithm", choices=["ga", "de"], default="ga")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--minutes", type=float, default=5.0, help="search wall time")
+    parser.add_argument("--examples", type=int, default=3000, help="dev examples to score")
+    parser.add_argument("--store", default="", help="keep the campaign store here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        report = run(args, Path(tmp))
+    print_table(report)
+    out = ROOT / "benchmarks" / "results" / f"evolutionary-{args.task}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

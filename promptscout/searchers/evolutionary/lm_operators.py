@@ -1,0 +1,110 @@
+"""Operators that ask the campaign's instruct model to rewrite instructions (EvoPrompt style).
+
+The model paraphrases one phrase, or crosses two instructions into a new one. A 135M model
+often answers with something else (a label, an empty line, a repeat of the input, a sentence cut
+off by the token limit), so every answer is cleaned and checked (:func:`clean`); an unusable
+answer returns None and the caller falls back to a symbolic operator. Answers are cached by the
+exact text the model read, and the cache is part of the searcher's saved state, so a resumed
+campaign never asks the model again for what it already answered.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from promptscout.model import LanguageModel
+
+PARAPHRASE = "Rewrite this instruction in other words: {text}\nRewritten:"
+CROSS = (
+    "Combine these two instructions into one new instruction.\n"
+    "Instruction 1: {first}\nInstruction 2: {second}\nNew instruction:"
+)
+# What an answer may start with that is not part of it: a field name the prompt suggests, a
+# list marker, quotes.
+_LEAD = re.compile(
+    r"^(?:(?:rewritten|new instruction|instruction(?: \d)?|answer|output|sentence)\s*:\s*|"
+    r"[-*\u2022]\s+|\d+[.)]\s+)",
+    re.IGNORECASE,
+)
+_QUOTES = "\"'`\u201c\u201d\u2018\u2019"
+_FORBIDDEN = ("{", "}", "[T]", "[P]", "<", ">", "http")
+_ENDS = (".", "!", "?")
+
+
+def clean(answer: str, inputs: Sequence[str], max_words: int = 40) -> str | None:
+    """The usable instruction in a model's answer, or None.
+
+    Takes the first non-empty line, strips a leading field name, list marker and quotes, cuts a
+    sentence that the token limit cut off back to its last full sentence, and rejects what is
+    too short (under 3 words), too long, holds template syntax or markup, repeats an input, or
+    is not printable text. A kept answer ends with sentence punctuation.
+    """
+    lines = answer.splitlines()
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        return None
+    text = lines[first].strip()
+    # Nothing after it and no closing quote: the token limit may have ended it mid-sentence.
+    cut_off = first == len(lines) - 1 and not text.endswith(tuple(_QUOTES))
+    for _ in range(3):
+        text = _LEAD.sub("", text).strip().strip(_QUOTES).strip()
+    if cut_off and not text.endswith(_ENDS):
+        ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", text)]
+        text = text[: ends[-1]] if ends else ""
+    words = text.split()
+    if not 3 <= len(words) <= max_words or not text.isprintable():
+        return None
+    if any(bad in text for bad in _FORBIDDEN) or text.endswith(":"):
+        return None
+    if text.casefold().rstrip(".!?") in {i.casefold().rstrip(".!?") for i in inputs}:
+        return None
+    return text if text.endswith(_ENDS) else text + "."
+
+
+class LMOperators:
+    """Paraphrase and crossover of instructions by the campaign's instruct model.
+
+    Args:
+        model: Returns the model (loaded on first use).
+        max_new_tokens: Most tokens per answer.
+        cache: Model answers by the text it read (the searcher saves it with its state).
+    """
+
+    def __init__(
+        self,
+        model: Callable[[], LanguageModel],
+        max_new_tokens: int = 32,
+        cache: dict[str, str] | None = None,
+    ) -> None:
+        self._model = model
+        self.max_new_tokens = max_new_tokens
+        self.cache: dict[str, str] = cache if cache is not None else {}
+        self.stats = {"used": 0, "fallback": 0}
+
+    def _answer(self, text: str) -> str:
+        if text not in self.cache:
+            self.cache[text] = self._model().generate([text], self.max_new_tokens)[0]
+        return self.cache[text]
+
+    def _count(self, result: str | None) -> str | None:
+        self.stats["used" if result is not None else "fallback"] += 1
+        return result
+
+    def paraphrase(self, phrase: str) -> str | None:
+        """The phrase in other words, or None if the answer is unusable."""
+        return self._count(clean(self._answer(PARAPHRASE.format(text=phrase)), [phrase]))
+
+    def cross(self, first: str, second: str) -> str | None:
+        """A new instruction combining two, or None if the answer is unusable."""
+        answer = self._answer(CROSS.format(first=first, second=second))
+        return self._count(clean(answer, [first, second]))
+
+    def state(self) -> dict[str, Any]:
+        return {"cache": dict(self.cache), "stats": dict(self.stats)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.cache = dict(state.get("cache", {}))
+        self.stats = {"used": 0, "fallback": 0, **state.get("stats", {})}
