@@ -32,6 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Run as a script, benchmarks/ is on the path: the Bayesian benchmark's helpers are shared.
+from bayesian import fmt, values  # objective values of a stored evaluation, and their format
+
 from promptscout.campaign import Campaign
 from promptscout.config import load_config
 from promptscout.leaderboard import describe
@@ -41,11 +44,6 @@ from promptscout.store import Store
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = {"sst-2": "sst2-evolutionary.toml", "mr": "mr-evolutionary.toml"}
 REQUIRED_GAIN = 0.03
-
-
-def objectives(store: Store, prompt: Prompt, split: str, ids: list[str]) -> dict[str, float] | None:
-    found = store.find_evaluation(prompt.key, split, ids)
-    return found.objectives if found is not None and found.ok else None
 
 
 def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
@@ -71,7 +69,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             searcher = campaign.searchers[0]
             first = [prompts[key][0] for key in searcher.history[0]["keys"]]
             winner = result.leaderboard[0].prompt
-            todo = [p for p in first if objectives(store, p, "test", test_ids) is None]
+            todo = [p for p in first if values(store, p, "test", test_ids) is None]
             by_key = {p.key: p for p in todo}
             for evaluation in campaign.evaluator.iter_evaluate(todo, "test", test_ids):
                 store.add_evaluation(by_key[evaluation.prompt_key], searcher.name, evaluation)
@@ -83,8 +81,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                 "name": name,
                 "key": prompt.key,
                 "prompt": prompt.to_dict(),
-                "dev": objectives(store, prompt, "dev", dev_ids),
-                "test": objectives(store, prompt, "test", test_ids),
+                "dev": values(store, prompt, "dev", dev_ids),
+                "test": values(store, prompt, "test", test_ids),
             }
 
         rows = [row("winner", winner)] + [row(f"initial {i}", p) for i, p in enumerate(first, 1)]
@@ -119,10 +117,6 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "passed": gain >= REQUIRED_GAIN,
         "seconds": round(time.perf_counter() - started, 1),
     }
-
-
-def fmt(values: dict[str, float] | None, name: str) -> str:
-    return f"{values[name]:.4f}" if values else "-"
 
 
 def print_table(report: dict[str, Any]) -> None:

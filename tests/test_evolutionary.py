@@ -11,13 +11,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_bayesian import dying_factory
+from test_bayesian import RACING, dying_factory, run_campaign
 
-from promptscout.campaign import Campaign
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation
-from promptscout.leaderboard import build_leaderboard
 from promptscout.objectives import MINIMIZE, Ranking
 from promptscout.prompts import Prompt
 from promptscout.searchers import SearchContext, create_searcher
@@ -318,21 +316,13 @@ population_size = 4
 label_words = [["bad", "terrible", "negative"], ["good", "great", "positive"]]
 max_demos = 2
 """
-RACING = "\n[racing]\nfirst = 2\nz = 0.0\n"
 
 
-def run_campaign(config, **kwargs):
-    store = Store(config.store_path)
-    try:
-        campaign = Campaign(config, store, progress=False, **kwargs)
-        try:
-            campaign.run()
-        finally:
-            campaign.close()
-        state = store.searcher_state("evolutionary")
-        return [(e.prompt.key, e.dev, e.test) for e in build_leaderboard(store)], state
-    finally:
-        store.close()
+def run_and_read(config, **kwargs):
+    """The leaderboard of a campaign run, and the evolutionary searcher's saved state."""
+    board = run_campaign(config, **kwargs)
+    with Store(config.store_path, readonly=True) as store:
+        return board, store.searcher_state("evolutionary")
 
 
 @pytest.mark.parametrize("algorithm", ["ga", "de"])
@@ -345,15 +335,15 @@ def test_killed_campaign_resumes_to_the_same_end(write_campaign, tmp_path, algor
         loaded.store = str(tmp_path / f"{name}.db")
         return loaded
 
-    board, state = run_campaign(config("straight"))
+    board, state = run_and_read(config("straight"))
     assert state["generation"] >= 3 and len(state["population"]) == 4
     depths = {i["fitness"][0] for i in state["population"] + state["hall_of_fame"]}
     assert 1.0 in depths
 
     killed = config("killed")
     with pytest.raises(KeyboardInterrupt):
-        run_campaign(killed, evaluator_factory=dying_factory(20))
+        run_and_read(killed, evaluator_factory=dying_factory(20))
     with Store(killed.store_path, readonly=True) as store:
         saved = store.searcher_state("evolutionary")
         assert saved is not None and saved != state  # killed mid-search, after a saved state
-    assert run_campaign(killed) == (board, state)  # resume
+    assert run_and_read(killed) == (board, state)  # resume
