@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from promptscout.config import CampaignConfig
+from promptscout.ensemble.finalize import finalize_ensembles
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation, Evaluator
 from promptscout.evaluation.cache import ScoreCache
@@ -387,7 +388,7 @@ class Campaign:
         top_k = self.config.leaderboard.top_k
         holdout_split = self.config.task.holdout_split
         holdout_ids = self.store.get_meta("holdout_examples")
-        leaders = build_leaderboard(self.store, top=top_k) if top_k > 0 else []
+        leaders = build_leaderboard(self.store, top=top_k, ensembles=False) if top_k > 0 else []
         finalists = [e for e in leaders if e.test is None]
         if finalists and holdout_ids:
             prompts = [e.prompt for e in finalists]
@@ -412,7 +413,22 @@ class Campaign:
                     self.store.add_evaluation(
                         by_key[evaluation.prompt_key], searchers[evaluation.prompt_key], evaluation
                     )
-        write_export(self.store, self.config.export_path, top_k or None)
+        # Test intervals of the finalists, and the ensembles of them (pooled stored outputs).
+        options = self.config.leaderboard
+        n_ensembles = finalize_ensembles(
+            self.store,
+            self.task,
+            self.objectives,
+            lambda: self.evaluator,  # built only if content-free inputs need scoring
+            top_k=top_k,
+            methods=options.ensembles,
+            size=options.ensemble_size,
+            calibrate=options.calibrate,
+            log=_log,
+        )
+        # The export's rows: every finalist, plus as many rows as there are ensembles (those that
+        # rank among them on dev).
+        write_export(self.store, self.config.export_path, (top_k + n_ensembles) or None)
 
     def close(self) -> None:
         if self._evaluator is not None:

@@ -122,7 +122,12 @@ def _prompt_from_export(path: str, rank: int) -> tuple[Any, dict[str, Any]]:
         raise PromptscoutError(
             f"{path} has {len(entries)} entries; --rank must be 1..{len(entries)}"
         )
-    return Prompt.from_dict(entries[rank - 1]["prompt"]), payload
+    entry = entries[rank - 1]
+    if entry.get("kind") == "ensemble":  # members, method and weights; scored by pooling
+        from promptscout.ensemble import Ensemble
+
+        return Ensemble.from_dict(entry["prompt"]), payload
+    return Prompt.from_dict(entry["prompt"]), payload
 
 
 def _unescape(text: str) -> str:
@@ -188,15 +193,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = load_model(model_name, dtype=args.dtype, device=args.device, batch_size=args.batch_size)
     evaluator = LocalEvaluator(model, task, objectives)
     started = time.perf_counter()
+    from promptscout.ensemble import Ensemble
+    from promptscout.ensemble.finalize import score_ensemble
+
+    ensemble = isinstance(prompt, Ensemble)
     with tqdm(
-        total=len(examples),
+        total=len(examples) * (len(prompt.members) if ensemble else 1),
         unit="ex",
         desc=args.split,
         file=sys.stderr,
         disable=args.quiet,
         dynamic_ncols=True,
     ) as bar:
-        (evaluation,) = evaluator.evaluate([prompt], args.split, progress=bar.update)
+        if ensemble:  # its members are scored, then pooled
+            evaluation = score_ensemble(
+                evaluator, task, objectives, prompt, args.split, progress=bar.update
+            )
+        else:
+            (evaluation,) = evaluator.evaluate([prompt], args.split, progress=bar.update)
     seconds = time.perf_counter() - started
     if evaluation.error:
         raise PromptscoutError(f"the prompt could not be scored: {evaluation.error}")

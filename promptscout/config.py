@@ -68,7 +68,14 @@ class EvaluatorConfig:
 
 @dataclass
 class LeaderboardConfig:
+    """The ``[leaderboard]`` table: finalists re-scored on the holdout split, and ensembles of
+    them (see :mod:`promptscout.ensemble`)."""
+
     top_k: int = 3
+    ensembles: list[str] = field(default_factory=list)  # "average", "vote", "weighted"
+    ensemble_size: int = 0  # members: the best this many finalists (0: all of them)
+    calibrate: bool = False  # contextually calibrated rows too
+
 
 
 @dataclass
@@ -274,10 +281,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>", text: str = "")
     evaluator.finish()
 
     leaderboard = _Section(parser, "leaderboard", data.get("leaderboard", {}))
-    config.leaderboard = LeaderboardConfig(top_k=leaderboard.get("top_k", int, 3))
-    if config.leaderboard.top_k < 0:
-        leaderboard.fail("top_k", "must be 0 or more")
-    leaderboard.finish()
+    config.leaderboard = _leaderboard_section(leaderboard)
 
     racing = _Section(parser, "racing", data.get("racing", {}))
     try:
@@ -292,6 +296,33 @@ def parse_config(data: dict[str, Any], source: str = "<config>", text: str = "")
     racing.finish()
 
     config.searchers = _searcher_specs(parser, data.get("searchers"))
+    return config
+
+
+def _leaderboard_section(section: _Section) -> LeaderboardConfig:
+    from promptscout.ensemble.types import METHODS
+
+    config = LeaderboardConfig(
+        top_k=section.get("top_k", int, 3),
+        ensembles=section.string_list("ensembles", []),
+        ensemble_size=section.get("ensemble_size", int, 0),
+        calibrate=section.get("calibrate", bool, False),
+    )
+    if config.top_k < 0:
+        section.fail("top_k", "must be 0 or more")
+    unknown = [m for m in config.ensembles if m not in METHODS]
+    if unknown:
+        section.fail("ensembles", f"unknown method {unknown[0]!r}; use {', '.join(METHODS)}")
+    if config.ensembles and config.top_k < 2:
+        section.fail("ensembles", "ensembles pool finalists: set top_k to 2 or more")
+    if config.ensemble_size == 1 or config.ensemble_size < 0:
+        section.fail("ensemble_size", "must be 2 or more (or 0 for all top_k finalists)")
+    if config.ensemble_size > config.top_k:
+        section.fail(
+            "ensemble_size",
+            f"members must be finalists: {config.ensemble_size} > top_k = {config.top_k}",
+        )
+    section.finish()
     return config
 
 

@@ -1,7 +1,10 @@
 """The leaderboard: every candidate of every searcher, ranked on the search split, with held-out
-scores for the finalists, and the export format.
+scores and 95% intervals for the finalists, the ensemble rows, and the export format.
 
-It reads only the store, so it needs neither the model nor plug-in code.
+It reads only the store, so it needs neither the model nor plug-in code. The campaign's end
+(:func:`promptscout.ensemble.finalize.finalize_ensembles`) leaves two meta entries it reads:
+``intervals`` (the finalists' test intervals; without it, accuracy gets a Wilson interval computed
+here) and ``ensembles`` (the ensemble rows, with their members, weights and values).
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from promptscout.ensemble.types import Ensemble
+from promptscout.evaluation.base import Evaluation
 from promptscout.objectives import Ranking
+from promptscout.objectives.intervals import wilson_interval
 from promptscout.prompts import Prompt
 from promptscout.store import Store
 
@@ -23,21 +29,28 @@ class LeaderboardEntry:
 
     Attributes:
         rank: 1 is best.
-        searcher: The searcher that first proposed the prompt.
-        kind: ``"prompt"`` (ensembles come later).
-        prompt: The prompt.
-        dev: Objective values on the whole search split, or None.
+        searcher: The searcher that first proposed the prompt (``"ensemble"`` for ensembles).
+        kind: ``"prompt"`` or ``"ensemble"``.
+        prompt: The prompt, or the ensemble (members, method, fitted weights).
+        dev: Objective values on the whole search split, or None. A weighted ensemble's are
+            cross-validated (see :mod:`promptscout.ensemble.weights`).
         test: Objective values on the whole held-out split, or None when not re-scored.
         score: The ranking score on the ranked split.
+        test_interval: 95% confidence intervals of the test values, ``{name: [low, high]}``.
+        prompt_tokens: Length of the prompt's own text in tokens (an ensemble's members' sum).
+        examples: Examples scored for it over all splits (an ensemble's members' sum): its cost.
     """
 
     rank: int
     searcher: str
     kind: str
-    prompt: Prompt
+    prompt: Prompt | Ensemble
     dev: dict[str, float] | None
     test: dict[str, float] | None
     score: float
+    test_interval: dict[str, list[float]] | None = None
+    prompt_tokens: int | None = None
+    examples: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,50 +61,91 @@ class LeaderboardEntry:
             "prompt": self.prompt.to_dict(),
             "dev": self.dev,
             "test": self.test,
+            "test_interval": self.test_interval,
+            "prompt_tokens": self.prompt_tokens,
+            "examples": self.examples,
         }
 
 
-def _full_split_values(store: Store, split_meta: str, split: str) -> dict[str, dict[str, float]]:
-    """Objective values of every prompt scored without error on all of a split (latest wins)."""
+def _full_split(store: Store, split_meta: str, split: str) -> dict[str, Evaluation]:
+    """Every prompt's evaluation without error on all of a split (latest wins)."""
     ids = store.get_meta(split_meta)
-    if ids is None:
+    if not ids:
         return {}
     return {
-        stored.evaluation.prompt_key: stored.evaluation.objectives
+        stored.evaluation.prompt_key: stored.evaluation
         for stored in store.evaluations(split, ids)
         if stored.evaluation.ok
     }
 
 
+def _test_interval(
+    stored: dict[str, Any], key: str, test: dict[str, float] | None, n: int
+) -> dict[str, list[float]] | None:
+    """The finalist's stored intervals, or a Wilson interval of its accuracy."""
+    if key in stored:
+        return stored[key].get("test")
+    if test and "accuracy" in test:
+        return {"accuracy": list(wilson_interval(test["accuracy"], n))}
+    return None
+
+
 def build_leaderboard(
-    store: Store, *, split: str = "dev", top: int | None = None
+    store: Store, *, split: str = "dev", top: int | None = None, ensembles: bool = True
 ) -> list[LeaderboardEntry]:
-    """Rank every prompt in ``store``.
+    """Rank every prompt (and ensemble) in ``store``.
 
     Args:
         store: A campaign store.
         split: ``"dev"`` ranks by the search split (all candidates); ``"test"`` ranks the
             candidates that were re-scored on the held-out split by that score.
         top: Keep the best ``top`` rows.
+        ensembles: Include the ensemble rows the campaign's end stored.
     """
     ranking = Ranking.from_dict(store.get_meta("ranking"))
     config = store.get_meta("config")
-    dev = _full_split_values(store, "search_examples", config["task"]["search_split"])
-    test = _full_split_values(store, "holdout_examples", config["task"]["holdout_split"])
+    dev = _full_split(store, "search_examples", config["task"]["search_split"])
+    test = _full_split(store, "holdout_examples", config["task"]["holdout_split"])
+    n_test = len(store.get_meta("holdout_examples") or ())
+    intervals = store.get_meta("intervals") or {}
+    costs = store.examples_by_prompt()
     ranked_by = dev if split == "dev" else test
     rows = []
     for key, (prompt, searcher) in store.prompts().items():
         if key not in ranked_by:
             continue
+        test_values = test[key].objectives if key in test else None
         rows.append(
             LeaderboardEntry(
                 0,
                 searcher,
                 "prompt",
                 prompt,
-                dev.get(key),
-                test.get(key),
-                ranking.score(ranked_by[key]),
+                dev[key].objectives if key in dev else None,
+                test_values,
+                ranking.score(ranked_by[key].objectives),
+                _test_interval(intervals, key, test_values, n_test),
+                (dev.get(key) or test[key]).prompt_tokens,
+                costs.get(key, 0),
+            )
+        )
+    for record in (store.get_meta("ensembles") or []) if ensembles else []:
+        values = record["dev"] if split == "dev" else record["test"]
+        if values is None:
+            continue
+        ensemble = Ensemble.from_dict(record["ensemble"])
+        rows.append(
+            LeaderboardEntry(
+                0,
+                "ensemble",
+                "ensemble",
+                ensemble,
+                record["dev"],
+                record["test"],
+                ranking.score(values),
+                record.get("test_interval"),
+                record.get("prompt_tokens"),
+                sum(costs.get(p.key, 0) for p in ensemble.members),
             )
         )
     # Ties: the earlier prompt (store order) keeps the better rank, so ranks are reproducible.
@@ -106,16 +160,15 @@ def format_table(entries: list[LeaderboardEntry], objectives: list[str]) -> str:
     head = (
         ["rank", "searcher"]
         + [f"dev {o}" for o in objectives]
-        + [f"test {o}" for o in objectives]
-        + ["prompt"]
+        + [f"test {o} [95% CI]" for o in objectives]
+        + ["tokens", "examples", "prompt"]
     )
     lines = []
     for e in entries:
         cells = [str(e.rank), e.searcher]
-        for values in (e.dev, e.test):
-            cells += [
-                "-" if values is None or o not in values else f"{values[o]:.4f}" for o in objectives
-            ]
+        cells += [format_value(e.dev, o) for o in objectives]
+        cells += [format_value(e.test, o, e.test_interval) for o in objectives]
+        cells += ["-" if e.prompt_tokens is None else str(e.prompt_tokens), str(e.examples)]
         cells.append(describe(e.prompt))
         lines.append(cells)
     widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head) - 1)]
@@ -128,8 +181,30 @@ def format_table(entries: list[LeaderboardEntry], objectives: list[str]) -> str:
     return "\n".join(out)
 
 
-def describe(prompt: Prompt, width: int = 90) -> str:
-    """One line showing a prompt: template with visible newlines, label words, extras."""
+def format_value(
+    values: dict[str, float] | None,
+    name: str,
+    intervals: dict[str, list[float]] | None = None,
+) -> str:
+    """``0.8089 [0.790, 0.826]``: a value with its interval when known, ``-`` when missing."""
+    if values is None or name not in values:
+        return "-"
+    text = f"{values[name]:.4f}"
+    if intervals and name in intervals:
+        low, high = intervals[name]
+        text += f" [{low:.3f}, {high:.3f}]"
+    return text
+
+
+def describe(prompt: Prompt | Ensemble, width: int = 90) -> str:
+    """One line showing a prompt (template with visible newlines, label words, extras) or an
+    ensemble (method, weights, then its members)."""
+    if isinstance(prompt, Ensemble):
+        text = prompt.name
+        if prompt.weights:
+            text += " w=" + "/".join(f"{w:.2f}" for w in prompt.weights)
+        text += ": " + " + ".join(describe(m, width=10**6) for m in prompt.members)
+        return text if len(text) <= width else text[: width - 3] + "..."
     text = prompt.template.replace("\n", "\\n")
     if prompt.instruction:
         text = prompt.instruction.replace("\n", "\\n") + " | " + text

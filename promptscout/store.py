@@ -238,6 +238,13 @@ class Store:
     def count_evaluations(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0])
 
+    def examples_by_prompt(self) -> dict[str, int]:
+        """Examples scored per prompt key over all splits: what each candidate cost."""
+        rows = self._db.execute(
+            "SELECT prompt_key, COALESCE(SUM(examples), 0) FROM evaluations GROUP BY prompt_key"
+        )
+        return {key: int(n) for key, n in rows}
+
     def examples_scored(self, split: str, exclude_searcher: str | None = None) -> int:
         """Examples scored on ``split``: the unit of the campaign budget."""
         row = self._db.execute(

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,6 +14,9 @@ from promptscout.ensemble.calibration import calibrate
 from promptscout.ensemble.pooling import average, class_log_probs, vote, weighted
 from promptscout.errors import PromptscoutError
 from promptscout.prompts import Prompt
+
+if TYPE_CHECKING:
+    from promptscout.tasks import Task
 
 METHODS = ("average", "vote", "weighted")
 
@@ -66,6 +69,15 @@ class Ensemble:
         if len(self.members) == 1:
             return "calibrated" if self.calibrate else "single"
         return f"{self.method}({len(self.members)})" + (" calibrated" if self.calibrate else "")
+
+    def check_task(self, task: Task) -> None:
+        """Raise a one-line error if a member cannot be used on ``task``."""
+        if task.kind != "classification":
+            raise PromptscoutError(
+                f"ensembles pool class probabilities; task '{task.name}' is {task.kind}"
+            )
+        for member in self.members:
+            member.check_task(task)
 
     def combine(
         self,

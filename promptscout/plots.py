@@ -1,0 +1,150 @@
+"""The report's figures, drawn with matplotlib's Agg backend (no display needed).
+
+Each function takes plain data and writes one PNG, so the figures can be drawn and checked
+without a store. :mod:`promptscout.report` gathers the data from a campaign store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: render to files, never open a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+WIDTH, HEIGHT, DPI = 8.0, 4.5, 100
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One leaderboard bar: a label, a value, its interval (or None), and whether it is an
+    ensemble (drawn in another colour)."""
+
+    label: str
+    value: float
+    interval: tuple[float, float] | None
+    ensemble: bool
+
+
+@dataclass(frozen=True)
+class Point:
+    """One candidate in the score-vs-length plot."""
+
+    tokens: int
+    value: float
+    searcher: str
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def plot_progress(
+    curves: Mapping[str, Sequence[tuple[int, float]]],
+    ylabel: str,
+    path: Path,
+    end: int | None = None,
+) -> Path:
+    """Best score so far of each searcher against the campaign's scored examples (steps, drawn
+    on to ``end``, the examples scored in all)."""
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    for searcher, curve in curves.items():
+        if curve:
+            xs, ys = zip(*curve, strict=True)
+            if end is not None and end > xs[-1]:
+                xs, ys = (*xs, end), (*ys, ys[-1])
+            ax.step(xs, ys, where="post", marker="o", markersize=3, label=searcher)
+    ax.set_xlabel("examples scored on the search split (whole campaign)")
+    ax.set_ylabel(ylabel)
+    ax.set_title("Best candidate so far, per searcher")
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend()
+    return _save(fig, path)
+
+
+def plot_leaderboard(bars: Sequence[Bar], xlabel: str, path: Path) -> Path:
+    """Horizontal bars (best on top) with 95% interval whiskers."""
+    height = max(HEIGHT, 0.4 * len(bars) + 1.5)
+    fig, ax = plt.subplots(figsize=(WIDTH, height))
+    ys = list(range(len(bars)))[::-1]
+    colors = ["tab:orange" if b.ensemble else "tab:blue" for b in bars]
+    ax.barh(ys, [b.value for b in bars], color=colors)
+    for y, bar in zip(ys, bars, strict=True):
+        if bar.interval is not None:
+            low, high = bar.interval
+            ax.errorbar(
+                bar.value, y, xerr=[[bar.value - low], [high - bar.value]], color="black", capsize=3
+            )
+    ax.set_yticks(ys, [b.label for b in bars], fontsize=8)
+    values = [b.value for b in bars] + [v for b in bars if b.interval for v in b.interval]
+    if values:
+        span = max(values) - min(values)
+        ax.set_xlim(max(0.0, min(values) - 0.5 * span - 0.01), max(values) + 0.2 * span + 0.01)
+    ax.set_xlabel(xlabel)
+    ax.set_title("Held-out scores (95% intervals; orange: ensembles)")
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def pareto_front(points: Sequence[Point], maximize: bool = True) -> list[Point]:
+    """Points no other point beats on both length (fewer tokens) and value (higher, or lower
+    when not ``maximize``), shortest first."""
+    sign = 1.0 if maximize else -1.0
+    front: list[Point] = []
+    for point in sorted(points, key=lambda p: (p.tokens, -sign * p.value)):
+        if not front or sign * point.value > sign * front[-1].value:
+            front.append(point)
+    return front
+
+
+def plot_pareto(points: Sequence[Point], ylabel: str, path: Path, maximize: bool = True) -> Path:
+    """Every fully scored candidate's dev value against its prompt length, with the front."""
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    for searcher in sorted({p.searcher for p in points}):
+        mine = [p for p in points if p.searcher == searcher]
+        xs, ys = [p.tokens for p in mine], [p.value for p in mine]
+        ax.scatter(xs, ys, s=14, alpha=0.7, label=searcher)
+    front = pareto_front(points, maximize)
+    if front:
+        # The front as an attainment line: the best value reachable within each length.
+        longest = max(p.tokens for p in points)
+        ax.step(
+            [p.tokens for p in front] + [longest],
+            [p.value for p in front] + [front[-1].value],
+            where="post",
+            color="black",
+            linewidth=1,
+            marker="D",
+            markevery=list(range(len(front))),
+            markerfacecolor="none",
+            label="Pareto front",
+        )
+        ax.legend()
+    ax.set_xlabel("prompt length (tokens: instruction, template, demonstrations)")
+    ax.set_ylabel(ylabel)
+    ax.set_title("Score vs prompt length")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_curve(
+    points: Sequence[tuple[float, float]], xlabel: str, ylabel: str, title: str, path: Path
+) -> Path:
+    """A searcher's training curve (e.g. an RL policy's reward per step)."""
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    if points:
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, ys, linewidth=1, marker="." if len(points) < 60 else None)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
