@@ -29,7 +29,16 @@ OPTIONS = {
         "population_size": 4,
         "max_tokens": 1,
     },
+    "autoprompt": {"iterations": 30, "candidates": 4, "grad_batch": 4, "eval_examples": 4},
 }
+
+# White-box searchers (gradients, soft prompts) read the tiny random causal model.
+MODEL: list = []
+
+
+@pytest.fixture(autouse=True)
+def white_box_model(request):
+    MODEL[:] = [request.getfixturevalue("tiny_causal")]
 
 
 def fake_evaluation(prompt: Prompt) -> Evaluation:
@@ -40,7 +49,7 @@ def fake_evaluation(prompt: Prompt) -> Evaluation:
 
 def make(type_name: str, seed: int = 0, **extra):
     task = load_task("sst-2")
-    context = SearchContext(task, task.label_words, seed)
+    context = SearchContext(task, task.label_words, seed, model_provider=lambda: MODEL[0])
     return create_searcher(type_name, {**OPTIONS.get(type_name, {}), **extra}, context)
 
 

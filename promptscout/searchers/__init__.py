@@ -13,6 +13,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from promptscout.errors import PromptscoutError
+from promptscout.searchers.autoprompt import AutoPromptSearcher
 from promptscout.searchers.base import SearchContext, Searcher, SearcherConfig
 from promptscout.searchers.bayesian import BayesianSearcher
 from promptscout.searchers.evolutionary import EvolutionarySearcher
@@ -44,6 +45,7 @@ register_searcher(ManualSearcher)
 register_searcher(RandomSearcher)
 register_searcher(BayesianSearcher)
 register_searcher(EvolutionarySearcher)
+register_searcher(AutoPromptSearcher)
 
 
 def available_searchers() -> list[str]:
