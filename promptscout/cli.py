@@ -191,7 +191,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from promptscout.model import load_model
 
     model = load_model(model_name, dtype=args.dtype, device=args.device, batch_size=args.batch_size)
-    evaluator = LocalEvaluator(model, task, objectives)
+    from promptscout.soft import load_export_tensors
+
+    # Soft prompts' tensors come from the .soft.safetensors file the export names.
+    resolver = load_export_tensors(args.prompt, exported) if args.prompt else None
+    evaluator = LocalEvaluator(model, task, objectives, soft_resolver=resolver)
     started = time.perf_counter()
     from promptscout.ensemble import Ensemble
     from promptscout.ensemble.finalize import score_ensemble
@@ -271,7 +275,12 @@ def cmd_export(args: argparse.Namespace) -> int:
             path = write_export(store, Path(args.output), args.top)
             _note(f"wrote {path}")
         else:
-            _print_json(export_payload(store, build_leaderboard(store, top=args.top)))
+            from promptscout.soft import soft_digests
+
+            payload = export_payload(store, build_leaderboard(store, top=args.top))
+            if soft_digests(payload):
+                _note("note: soft prompts' vectors are written only with -o FILE (beside it)")
+            _print_json(payload)
     return 0
 
 

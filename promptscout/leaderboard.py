@@ -208,6 +208,9 @@ def describe(prompt: Prompt | Ensemble, width: int = 90) -> str:
     text = prompt.template.replace("\n", "\\n")
     if prompt.instruction:
         text = prompt.instruction.replace("\n", "\\n") + " | " + text
+    if prompt.soft:  # learned vectors before the text: say how many, and which tensors
+        vectors = prompt.metadata.get("vectors")
+        text = f"<soft {vectors or '?'} vec {prompt.soft[:8]}> " + text
     text += f"  [{'/'.join(prompt.label_words)}]"
     if prompt.demos:
         text += f" +{len(prompt.demos)} demos"

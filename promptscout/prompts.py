@@ -105,6 +105,9 @@ class Prompt:
         demos: Ids of training examples shown as demonstrations, in order.
         triggers: The texts that fill the ``[T]`` slots, one per slot.
         separator: Joins instruction, demonstrations and the query.
+        soft: Digest of the soft-prompt tensors (learned vectors placed before the text's
+            embeddings, see :mod:`promptscout.soft`), or "" for a purely discrete prompt. The
+            tensors themselves live in the campaign store or beside an export.
         metadata: Searcher notes (not part of the prompt's identity).
     """
 
@@ -114,6 +117,7 @@ class Prompt:
     demos: tuple[str, ...] = ()
     triggers: tuple[str, ...] = ()
     separator: str = "\n\n"
+    soft: str = ""
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -134,6 +138,8 @@ class Prompt:
                 f"template has {slots} {TRIGGER} slot(s) but {len(self.triggers)} "
                 "trigger(s) are given"
             )
+        if not isinstance(self.soft, str) or not re.fullmatch(r"[0-9a-f]*", self.soft):
+            raise PromptscoutError(f"Prompt.soft must be a hex digest or empty, got {self.soft!r}")
         if self.template.count(LABEL_SLOT) > 1:
             raise PromptscoutError(f"template has more than one {LABEL_SLOT} label slot")
         if len(set(self.label_words)) != len(self.label_words):
@@ -155,7 +161,7 @@ class Prompt:
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
     def _identity(self) -> dict[str, Any]:
-        return {
+        identity = {
             "template": self.template,
             "label_words": list(self.label_words),
             "instruction": self.instruction,
@@ -163,6 +169,9 @@ class Prompt:
             "triggers": list(self.triggers),
             "separator": self.separator,
         }
+        if self.soft:  # absent when empty, so discrete prompts keep the keys they always had
+            identity["soft"] = self.soft
+        return identity
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; :meth:`from_dict` reads it back."""
@@ -174,7 +183,7 @@ class Prompt:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Prompt:
         """Build a prompt from :meth:`to_dict` output; unknown keys are an error."""
-        known = {"template", "label_words", "instruction", "demos", "triggers", "separator"}
+        known = {"template", "label_words", "instruction", "demos", "triggers", "separator", "soft"}
         unknown = sorted(set(data) - known - {"metadata"})
         if unknown:
             raise PromptscoutError(f"unknown prompt key(s) {unknown}; known: {sorted(known)}")

@@ -15,7 +15,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,6 +279,48 @@ class Store:
     def cache_outputs(self, items: Sequence[tuple[str, bytes | str]]) -> None:
         with self._transaction():
             self._db.executemany("INSERT OR REPLACE INTO score_cache VALUES (?, ?)", items)
+
+    # -- soft-prompt tensors ----------------------------------------------------------------
+
+    # Created on first use (not in _SCHEMA), so stores made before soft prompts need no migration.
+    _SOFT_TABLE = (
+        "CREATE TABLE IF NOT EXISTS soft_tensors "
+        "(digest TEXT PRIMARY KEY, data BLOB NOT NULL, created REAL NOT NULL)"
+    )
+
+    def put_soft(self, digest: str, tensors: Mapping[str, Any]) -> None:
+        """Keep a soft prompt's tensors (see :mod:`promptscout.soft`) under their digest."""
+        from promptscout.soft import encode_tensors, tensors_digest
+
+        if tensors_digest(tensors) != digest:
+            raise PromptscoutError(f"soft-prompt tensors do not match their digest {digest}")
+        with self._transaction():
+            self._db.execute(self._SOFT_TABLE)
+            self._db.execute(
+                "INSERT OR IGNORE INTO soft_tensors VALUES (?, ?, ?)",
+                (digest, encode_tensors(tensors), time.time()),
+            )
+
+    def get_soft(self, digest: str) -> dict[str, Any] | None:
+        """The tensors stored under ``digest`` (name -> float32 array), or None."""
+        from promptscout.soft import decode_tensors
+
+        try:
+            row = self._db.execute(
+                "SELECT data FROM soft_tensors WHERE digest=?", (digest,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # no such table: a store without soft prompts
+            return None
+        return decode_tensors(row[0]) if row else None
+
+    def has_soft(self, digest: str) -> bool:
+        try:
+            row = self._db.execute(
+                "SELECT 1 FROM soft_tensors WHERE digest=?", (digest,)
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return False
+        return row is not None
 
     # -- searcher states and runs -----------------------------------------------------------
 

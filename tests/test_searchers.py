@@ -29,6 +29,7 @@ OPTIONS = {
         "population_size": 4,
         "max_tokens": 1,
     },
+    "soft": {"vectors": 4, "patience": 3},
     "autoprompt": {"iterations": 30, "candidates": 4, "grad_batch": 4, "eval_examples": 4},
 }
 

@@ -17,7 +17,7 @@ Scoring is built to do as little work as the numbers allow, and never to change 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -128,6 +128,21 @@ class CausalLM(HFLanguageModel):
         key/value cache serves every continuation.
         """
         texts, words = list(texts), list(label_words)
+        rows, picks = self._label_rows(texts, words)
+        out = np.zeros((len(texts), len(words)), dtype=np.float64)
+        # The logical cost (each sequence as if run alone): stable whatever the batching.
+        self.tokens_forwarded += sum(len(r) for r in rows)
+        if rows:
+            min_shared = self.min_shared_tokens if self._share else 1 << 62
+            with torch.inference_mode():
+                self._run(build_tree(rows, picks, min_shared=min_shared), out)
+        return out
+
+    def _label_rows(
+        self, texts: list[str], words: list[str], reserve: int = 0
+    ) -> tuple[list[list[int]], list[list[Pick]]]:
+        """The id rows and picks that score ``words`` after each text (see :meth:`score_labels`);
+        ``reserve`` context positions are kept free (for soft-prompt vectors)."""
         rows: list[list[int]] = []
         picks: list[list[Pick]] = []
         # One call to the (Rust) tokenizer for all texts: the same ids as one text at a time.
@@ -136,7 +151,7 @@ class CausalLM(HFLanguageModel):
             conts = [self._word_ids(text, w) for w in words]
             longest = max((len(c) for c in conts), default=1)
             t = self.prefix_ids + list(ids) or [self.start_id]  # as _text_ids(text)
-            t = self._fit(t, self.max_length - longest + 1)
+            t = self._fit(t, self.max_length - reserve - longest + 1)
             last = len(t) - 1
             single = [(c, ids[0]) for c, ids in enumerate(conts) if len(ids) == 1]
             if single:
@@ -146,14 +161,16 @@ class CausalLM(HFLanguageModel):
                 if len(ids) > 1:
                     rows.append(t + ids[:-1])
                     picks.append([(last + j, tok, i, c) for j, tok in enumerate(ids)])
-        out = np.zeros((len(texts), len(words)), dtype=np.float64)
-        # The logical cost (each sequence as if run alone): stable whatever the batching.
-        self.tokens_forwarded += sum(len(r) for r in rows)
-        if rows:
-            min_shared = self.min_shared_tokens if self._share else 1 << 62
-            with torch.inference_mode():
-                self._run(build_tree(rows, picks, min_shared=min_shared), out)
-        return out
+        return rows, picks
+
+    def score_labels_soft(
+        self, texts: Sequence[str], label_words: Sequence[str], soft: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
+        """:meth:`score_labels` with soft-prompt vectors before each text's embeddings (see
+        :mod:`promptscout.model.soft`)."""
+        from promptscout.model.soft import score_soft
+
+        return score_soft(self, texts, label_words, soft)
 
     def _run(self, root: Node, out: np.ndarray) -> None:
         """Run every segment of the tree once, parents before children, adding picks to ``out``.

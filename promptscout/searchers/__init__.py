@@ -19,6 +19,7 @@ from promptscout.searchers.bayesian import BayesianSearcher
 from promptscout.searchers.evolutionary import EvolutionarySearcher
 from promptscout.searchers.manual import ManualSearcher
 from promptscout.searchers.random_search import RandomSearcher
+from promptscout.searchers.soft import SoftSearcher
 
 __all__ = [
     "SEARCHERS",
@@ -44,6 +45,7 @@ def register_searcher(cls: type[Searcher]) -> type[Searcher]:
 register_searcher(ManualSearcher)
 register_searcher(RandomSearcher)
 register_searcher(BayesianSearcher)
+register_searcher(SoftSearcher)
 register_searcher(EvolutionarySearcher)
 register_searcher(AutoPromptSearcher)
 

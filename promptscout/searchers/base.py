@@ -114,6 +114,15 @@ class Searcher(ABC):
         """True when ``ask`` will never return anything new."""
         return False
 
+    def soft_tensors(self, digest: str) -> dict[str, Any] | None:
+        """The tensors (name -> float32 NumPy array, see :mod:`promptscout.soft`) of a soft
+        prompt this searcher's latest ``ask`` returned, by its :attr:`Prompt.soft` digest.
+
+        The campaign calls it right after ``ask`` for every soft prompt whose tensors its store
+        lacks, and keeps them there; searchers that propose no soft prompts return None.
+        """
+        return None
+
     @abstractmethod
     def state(self) -> dict[str, Any]:
         """JSON-ready state for :meth:`load_state`."""
