@@ -262,7 +262,8 @@ def test_store_keeps_tensors_and_old_stores_still_open(tmp_path, tiny_causal):
     with Store(tmp_path / "old.db") as store:
         store.put_soft(digest, tensors)
         assert store.has_soft(digest)
-    assert sqlite3.connect(tmp_path / "old.db").execute("SELECT COUNT(*) FROM soft_tensors").fetchone() == (1,)
+    count = sqlite3.connect(tmp_path / "old.db").execute("SELECT COUNT(*) FROM soft_tensors")
+    assert count.fetchone() == (1,)
 
 
 def test_evaluator_scores_soft_prompts_and_fails_unknown_ones(tiny_causal, tiny_task_dir):
@@ -317,9 +318,7 @@ def run_campaign(config, **kwargs):
         return [(e.prompt.key, e.dev, e.test) for e in build_leaderboard(store)]
 
 
-def test_campaign_exports_soft_prompts_and_evaluate_loads_them(
-    write_campaign, tmp_path, capsys
-):
+def test_campaign_exports_soft_prompts_and_evaluate_loads_them(write_campaign, tmp_path, capsys):
     config = soft_config(write_campaign, tmp_path, "export")
     run_campaign(config)
     with Store(config.store_path, readonly=True) as store:
