@@ -28,11 +28,12 @@ test: install
 	$(PY) -m pytest -q
 
 # Engine vs a plain transformers loop; racing's saving at equal candidates; agreement of
-# `promptscout evaluate` with plain transformers.
+# `promptscout evaluate` with plain transformers; the Ray evaluator's overhead.
 bench: install
 	$(PY) benchmarks/throughput.py
 	$(PY) benchmarks/racing.py
 	$(PY) benchmarks/agreement.py
+	$(PY) benchmarks/ray_overhead.py
 
 lint: install
 	$(VENV)/bin/ruff check promptscout tests benchmarks

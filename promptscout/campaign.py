@@ -102,7 +102,12 @@ class Campaign:
         self.ranking = Ranking.of(self.objectives, config.objective.weights)
         self.search_split = config.task.search_split
         self.search_ids = tuple(e.id for e in self.task.split(self.search_split))
-        self._evaluator_factory = evaluator_factory or self._local_evaluator
+        # With Ray the model lives on the workers: the driver loads it only if a white-box
+        # searcher asks for it.
+        ray = config.evaluator.type == "ray"
+        self._evaluator_factory = evaluator_factory or (
+            ray_evaluator if ray else self._local_evaluator
+        )
         self._evaluator: Evaluator | None = None
         self._model: LanguageModel | None = None
         self.cache = ScoreCache(store)
@@ -266,7 +271,9 @@ class Campaign:
                     allowed, reason = self._affordable(started, prior)
                     if reason:
                         return reason
-                    n = searcher.config.batch_size
+                    # Enough prompts to keep every parallel worker busy (the cursor keeps the
+                    # ask size, so a resumed campaign asks for the same).
+                    n = max(searcher.config.batch_size, self.evaluator.parallelism)
                     n = n if allowed is None else min(n, allowed)
                     self.store.set_meta("cursor", {"turn": turn, "n": n})
                 else:
@@ -449,7 +456,19 @@ def default_evaluator(
     its model with white-box searchers instead; this stand-alone form is for wrappers)."""
     from promptscout.evaluation.local import LocalEvaluator
 
+    if config.evaluator.type == "ray":
+        return ray_evaluator(task, objectives, config, cache)
     return LocalEvaluator(load_campaign_model(config), task, objectives, cache=cache)
+
+
+def ray_evaluator(
+    task: Task, objectives: list[Objective], config: CampaignConfig, cache: ScoreCache | None
+) -> Evaluator:
+    """Score on Ray actors as the ``[evaluator]`` table says (Ray is imported only here)."""
+    from promptscout.evaluation.ray_evaluator import RayEvaluator
+
+    resolver = getattr(cache.store, "get_soft", None) if cache is not None else None
+    return RayEvaluator.from_config(task, objectives, config, cache, soft_resolver=resolver)
 
 
 def load_campaign_model(config: CampaignConfig) -> LanguageModel:

@@ -61,9 +61,15 @@ class BudgetConfig:
 
 @dataclass
 class EvaluatorConfig:
+    """The ``[evaluator]`` table: in-process scoring, or Ray actors (see
+    :class:`~promptscout.evaluation.ray_evaluator.RayEvaluator`)."""
+
     type: str = "local"
     workers: int = 2
     address: str = ""
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    chunk_size: int = 32
 
 
 @dataclass
@@ -75,7 +81,6 @@ class LeaderboardConfig:
     ensembles: list[str] = field(default_factory=list)  # "average", "vote", "weighted"
     ensemble_size: int = 0  # members: the best this many finalists (0: all of them)
     calibrate: bool = False  # contextually calibrated rows too
-
 
 
 @dataclass
@@ -271,14 +276,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>", text: str = "")
     budget.finish()
 
     evaluator = _Section(parser, "evaluator", data.get("evaluator", {}))
-    config.evaluator = EvaluatorConfig(
-        type=evaluator.get("type", str, "local"),
-        workers=evaluator.get("workers", int, 2),
-        address=evaluator.get("address", str, ""),
-    )
-    if config.evaluator.type != "local":
-        evaluator.fail("type", f"unknown evaluator {config.evaluator.type!r}; available: local")
-    evaluator.finish()
+    config.evaluator = _evaluator_section(evaluator, config.model)
 
     leaderboard = _Section(parser, "leaderboard", data.get("leaderboard", {}))
     config.leaderboard = _leaderboard_section(leaderboard)
@@ -343,6 +341,42 @@ def _task_section(task: _Section) -> TaskConfig:
     if config.search_split == config.holdout_split:
         task.fail("holdout_split", "must differ from search_split: held-out data is never searched")
     task.finish()
+    return config
+
+
+def _evaluator_section(evaluator: _Section, model: ModelConfig) -> EvaluatorConfig:
+    config = EvaluatorConfig(
+        type=evaluator.get("type", str, "local"),
+        workers=evaluator.get("workers", int, 2),
+        address=evaluator.get("address", str, ""),
+        cpus_per_worker=evaluator.get("cpus_per_worker", float, 1.0),
+        gpus_per_worker=evaluator.get("gpus_per_worker", float, 0.0),
+        chunk_size=evaluator.get("chunk_size", int, 32),
+    )
+    if config.type not in ("local", "ray"):
+        evaluator.fail("type", f"unknown evaluator {config.type!r}; available: local, ray")
+    if config.workers < 1:
+        evaluator.fail("workers", f"must be at least 1, got {config.workers}")
+    if config.cpus_per_worker <= 0:
+        evaluator.fail("cpus_per_worker", f"must be positive, got {config.cpus_per_worker}")
+    if config.gpus_per_worker < 0:
+        evaluator.fail("gpus_per_worker", f"must be 0 or more, got {config.gpus_per_worker}")
+    if config.gpus_per_worker > 0 and model.device == "cpu":
+        evaluator.fail(
+            "gpus_per_worker", 'workers get GPUs only with [model] device = "cuda" (or "auto")'
+        )
+    if config.chunk_size < 1:
+        evaluator.fail("chunk_size", f"must be at least 1, got {config.chunk_size}")
+    address = config.address
+    if address and not (
+        address == "auto" or address.startswith("ray://") or re.fullmatch(r"[\w.-]+:\d+", address)
+    ):
+        evaluator.fail(
+            "address",
+            f'use "auto", "ray://HOST:PORT" or "HOST:PORT" of a running Ray cluster '
+            f"(empty: start one here), got {address!r}",
+        )
+    evaluator.finish()
     return config
 
 

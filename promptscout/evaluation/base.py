@@ -98,5 +98,11 @@ class Evaluator(ABC):
         by_key = {e.prompt_key: e for e in results}
         return [by_key[p.key] for p in prompts]
 
+    @property
+    def parallelism(self) -> int:
+        """How many prompts or chunks it scores at once (the campaign asks for at least as many
+        prompts per batch, so every worker has work)."""
+        return 1
+
     def close(self) -> None:  # noqa: B027 - optional hook, most evaluators hold nothing
         """Release workers and memory (no-op by default)."""

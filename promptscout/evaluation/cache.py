@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -30,13 +30,31 @@ def generation_variant(max_new_tokens: int) -> str:
     return f"generate:{max_new_tokens}"
 
 
+class CacheBackend(Protocol):
+    """Where entries live: the campaign :class:`~promptscout.store.Store`, or a Ray worker's
+    in-memory dictionary."""
+
+    def cached_outputs(self, keys: Sequence[str]) -> dict[str, Any]: ...
+
+    def cache_outputs(self, items: Sequence[tuple[str, Any]]) -> None: ...
+
+
 class ScoreCache:
     """Model outputs by (fingerprint, variant, text), kept in a campaign store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store | CacheBackend) -> None:
         self.store = store
         self.hits = 0
         self.misses = 0
+
+    def entries(self, fingerprint: str, variant: str, texts: Sequence[str]) -> dict[str, Any]:
+        """The stored entries (cache key -> raw bytes or string) of ``texts``: what a remote
+        worker's in-memory cache is seeded with."""
+        return self.store.cached_outputs([cache_key(fingerprint, variant, t) for t in texts])
+
+    def add_entries(self, items: Sequence[tuple[str, Any]]) -> None:
+        """Keep raw entries (cache key, bytes or string) that a remote worker computed."""
+        self.store.cache_outputs(items)
 
     def get(self, fingerprint: str, variant: str, texts: Sequence[str]) -> list[Any | None]:
         """Cached outputs for ``texts`` (None where absent): float arrays or strings."""

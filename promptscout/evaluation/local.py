@@ -66,9 +66,7 @@ class LocalEvaluator(Evaluator):
         rendered: list[tuple[Prompt, list[str]]] = []
         for prompt in prompts:
             try:
-                prompt.check_task(self.task)
-                demos = [self.task.example(i) for i in prompt.demos]
-                rendered.append((prompt, [prompt.render(e, demos) for e in examples]))
+                rendered.append((prompt, render_texts(self.task, prompt, examples)))
             except (PromptscoutError, KeyError) as exc:
                 yield Evaluation(prompt.key, split, ids, error=f"cannot render: {exc}")
         for chunk in self._chunks(rendered, len(examples)):
@@ -109,11 +107,9 @@ class LocalEvaluator(Evaluator):
         seconds = time.perf_counter() - started
         tokens = self.model.tokens_forwarded - tokens_before
         for (prompt, _), out, n_scored, part in zip(chunk, outputs, scored, share, strict=True):
-            try:
-                values = self._objective_values(prompt, examples, out)
-                error = None
-            except Exception as exc:  # a faulty plug-in objective fails this candidate only
-                values, error = {}, f"objective error: {exc}"
+            values, error = objective_values(
+                self.task, self.objectives, prompt, examples, out, self.prompt_tokens(prompt)
+            )
             plain = out.tolist() if isinstance(out, np.ndarray) else list(out)
             yield Evaluation(
                 prompt.key,
@@ -169,12 +165,6 @@ class LocalEvaluator(Evaluator):
         scored = np.bincount(np.array(missing, dtype=np.int64) // n, minlength=len(chunk))
         return per_prompt, [int(c) for c in scored]
 
-    def _objective_values(
-        self, prompt: Prompt, examples: Sequence[Example], outputs: object
-    ) -> dict[str, float]:
-        data = ObjectiveInput(self.task, examples, outputs, prompt, self.prompt_tokens(prompt))
-        return {o.name: o(data) for o in self.objectives}
-
     def prompt_tokens(self, prompt: Prompt) -> int:
         """Tokens of the prompt's own text: instruction, template and demos with empty inputs."""
         if prompt.key not in self._frame_tokens:
@@ -182,3 +172,35 @@ class LocalEvaluator(Evaluator):
             demos = [self.task.example(i) for i in prompt.demos]
             self._frame_tokens[prompt.key] = self.model.count_tokens(prompt.render(blank, demos))
         return self._frame_tokens[prompt.key]
+
+
+def render_texts(task: Task, prompt: Prompt, examples: Sequence[Example]) -> list[str]:
+    """The texts the model reads for ``prompt`` on ``examples`` (demos looked up in ``task``).
+
+    Raises:
+        PromptscoutError: the prompt does not fit the task.
+        KeyError: a demo id or template field is missing.
+    """
+    prompt.check_task(task)
+    demos = [task.example(i) for i in prompt.demos]
+    return [prompt.render(e, demos) for e in examples]
+
+
+def objective_values(
+    task: Task,
+    objectives: Sequence[Objective],
+    prompt: Prompt,
+    examples: Sequence[Example],
+    outputs: object,
+    prompt_tokens: int,
+) -> tuple[dict[str, float], str | None]:
+    """Objective values of a prompt's outputs on ``examples``, and an error or None.
+
+    Every evaluator computes objectives here, on all of a prompt's outputs at once, so they
+    agree however the scoring was split up.
+    """
+    try:
+        data = ObjectiveInput(task, examples, outputs, prompt, prompt_tokens)
+        return {o.name: o(data) for o in objectives}, None
+    except Exception as exc:  # a faulty plug-in objective fails this candidate only
+        return {}, f"objective error: {exc}"

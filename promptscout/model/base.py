@@ -351,18 +351,26 @@ def physical_cores() -> int:
     return max(1, count)
 
 
-def configure_threads() -> None:
+def configure_threads(threads: int | None = None) -> None:
     """Use one torch thread per physical core, once per process, unless the user chose.
 
     Hyper-threads only slow the matrix products down, and torch may count the machine's cores
     rather than the container's. ``OMP_NUM_THREADS`` (or MKL's, OpenBLAS's) set in the
     environment means the user decided: torch's setting is left alone.
+
+    Args:
+        threads: Exactly this many threads, whatever the environment says (a Ray worker's share
+            of the CPUs); later calls without it keep the setting.
     """
     import os
 
     import torch
 
     global _THREADS_SET
+    if threads is not None:
+        _THREADS_SET = True
+        torch.set_num_threads(max(1, threads))
+        return
     if _THREADS_SET:
         return
     _THREADS_SET = True

