@@ -37,7 +37,9 @@ from promptscout.tasks import Task
 if TYPE_CHECKING:
     from promptscout.config import CampaignConfig
 
-# Units queued on each actor: the next one is there when the current one ends.
+# Units queued on each actor while plenty are waiting: the next one is there when the current
+# one ends. Near the end of a batch each actor holds one, so the last units go to whichever
+# actor frees first and none finishes long after the others.
 IN_FLIGHT_PER_WORKER = 2
 # Times a unit may take its worker down with it before its prompts are marked failed.
 MAX_ATTEMPTS = 3
@@ -301,7 +303,8 @@ class RayEvaluator(Evaluator):
                 for slot, actor, _ in in_flight.values():
                     loads[slot] += actor is self._actors[slot]
                 slot = min(range(len(loads)), key=loads.__getitem__)
-                if loads[slot] >= IN_FLIGHT_PER_WORKER:
+                depth = IN_FLIGHT_PER_WORKER if len(queue) > len(loads) else 1
+                if loads[slot] >= depth:
                     return
                 unit = queue.popleft()
                 actor = self._actors[slot]
