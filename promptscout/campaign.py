@@ -30,6 +30,7 @@ from promptscout.model import LanguageModel
 from promptscout.objectives import Objective, Ranking, resolve_objective
 from promptscout.prompts import Prompt
 from promptscout.searchers import SearchContext, Searcher, create_searcher
+from promptscout.soft import write_export_tensors
 from promptscout.store import Store
 from promptscout.tasks import Task, load_task
 
@@ -179,7 +180,9 @@ class Campaign:
     ) -> Evaluator:
         from promptscout.evaluation.local import LocalEvaluator
 
-        return LocalEvaluator(self.model(), task, objectives, cache=cache)
+        return LocalEvaluator(
+            self.model(), task, objectives, cache=cache, soft_resolver=self.store.get_soft
+        )
 
     @property
     def evaluator(self) -> Evaluator:
@@ -279,6 +282,7 @@ class Campaign:
                 else:
                     n, pending = int(pending), None
                 prompts = _unique(searcher.ask(n))
+                self._keep_soft(searcher, prompts)
                 turn += 1
                 new = self._race(searcher, prompts, bar, {"turn": turn, "n": None})
                 idle = 0 if new else idle + 1
@@ -286,6 +290,15 @@ class Campaign:
                     return "searchers proposed nothing new"
         finally:
             bar.close()
+
+    def _keep_soft(self, searcher: Searcher, prompts: list[Prompt]) -> None:
+        """Store the tensors of the soft prompts just asked for, before anything scores them
+        (evaluators resolve them from the store; a prompt whose tensors are missing fails)."""
+        for prompt in prompts:
+            if prompt.soft and not self.store.has_soft(prompt.soft):
+                tensors = searcher.soft_tensors(prompt.soft)
+                if tensors is not None:
+                    self.store.put_soft(prompt.soft, tensors)
 
     def _incumbent(self) -> tuple[Prompt, Evaluation] | None:
         """The best candidate on the whole search split before the current batch.
@@ -458,7 +471,10 @@ def default_evaluator(
 
     if config.evaluator.type == "ray":
         return ray_evaluator(task, objectives, config, cache)
-    return LocalEvaluator(load_campaign_model(config), task, objectives, cache=cache)
+    resolver = getattr(cache.store, "get_soft", None) if cache is not None else None
+    return LocalEvaluator(
+        load_campaign_model(config), task, objectives, cache=cache, soft_resolver=resolver
+    )
 
 
 def ray_evaluator(
@@ -489,6 +505,8 @@ def write_export(store: Store, path: Path, top: int | None) -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = export_payload(store, build_leaderboard(store, top=top))
+    # Soft prompts' tensors go beside the JSON (<stem>.soft.safetensors), which names the file.
+    write_export_tensors(payload, path, store.get_soft)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(path)

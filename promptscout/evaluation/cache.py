@@ -22,8 +22,11 @@ def cache_key(fingerprint: str, variant: str, text: str) -> str:
     return hashlib.sha256(payload).hexdigest()[:32]
 
 
-def label_variant(label_words: Sequence[str]) -> str:
-    return "labels:" + "\x1f".join(label_words)
+def label_variant(label_words: Sequence[str], soft: str = "") -> str:
+    """The cache variant of class scores: the label words, and the soft prompt's digest (its
+    texts alone do not say what the model read)."""
+    variant = "labels:" + "\x1f".join(label_words)
+    return variant + "\x1esoft:" + soft if soft else variant
 
 
 def generation_variant(max_new_tokens: int) -> str:

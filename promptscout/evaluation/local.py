@@ -13,6 +13,7 @@ from promptscout.evaluation.cache import ScoreCache, generation_variant, label_v
 from promptscout.model import LanguageModel
 from promptscout.objectives import Objective, ObjectiveInput
 from promptscout.prompts import Prompt
+from promptscout.soft import PREFIX, SoftResolver, check_tensors
 from promptscout.tasks import Example, Task
 
 
@@ -31,6 +32,9 @@ class LocalEvaluator(Evaluator):
         max_new_tokens: Generation length for generation tasks.
         cache: Where computed outputs are kept and looked up; :attr:`Evaluation.examples`
             counts only the examples the model actually read.
+        soft_resolver: Digest -> tensors of soft prompts (:mod:`promptscout.soft`), e.g. the
+            campaign store's :meth:`~promptscout.store.Store.get_soft`; a soft prompt it cannot
+            resolve (or without one) fails with an error.
     """
 
     def __init__(
@@ -41,8 +45,11 @@ class LocalEvaluator(Evaluator):
         texts_per_call: int = 128,
         max_new_tokens: int = 32,
         cache: ScoreCache | None = None,
+        soft_resolver: SoftResolver | None = None,
     ) -> None:
         self.model = model
+        self.soft_resolver = soft_resolver
+        self._soft: dict[str, dict[str, np.ndarray]] = {}
         self.cache = cache
         self.task = task
         self.objectives = [o for o in objectives if task.kind in o.task_kinds]
@@ -69,17 +76,25 @@ class LocalEvaluator(Evaluator):
                 rendered.append((prompt, render_texts(self.task, prompt, examples)))
             except (PromptscoutError, KeyError) as exc:
                 yield Evaluation(prompt.key, split, ids, error=f"cannot render: {exc}")
+                continue
+            if prompt.soft:
+                try:
+                    self._soft_tensors(prompt)
+                except PromptscoutError as exc:
+                    rendered.pop()
+                    yield Evaluation(prompt.key, split, ids, error=str(exc))
         for chunk in self._chunks(rendered, len(examples)):
             yield from self._score_chunk(chunk, split, examples, progress)
 
     def _chunks(
         self, rendered: list[tuple[Prompt, list[str]]], n_examples: int
     ) -> Iterator[list[tuple[Prompt, list[str]]]]:
-        """Group prompts with equal label words, at most ``texts_per_call`` texts a group."""
+        """Group prompts with equal label words (and soft tensors), at most ``texts_per_call``
+        texts a group."""
         per_call = max(1, self.texts_per_call // max(n_examples, 1))
-        groups: dict[tuple[str, ...], list[tuple[Prompt, list[str]]]] = {}
+        groups: dict[tuple[tuple[str, ...], str], list[tuple[Prompt, list[str]]]] = {}
         for item in rendered:
-            groups.setdefault(item[0].label_words, []).append(item)
+            groups.setdefault((item[0].label_words, item[0].soft), []).append(item)
         for group in groups.values():
             for start in range(0, len(group), per_call):
                 yield group[start : start + per_call]
@@ -137,7 +152,7 @@ class LocalEvaluator(Evaluator):
         variant = (
             generation_variant(self.max_new_tokens)
             if generation
-            else label_variant(chunk[0][0].label_words)
+            else label_variant(chunk[0][0].label_words, chunk[0][0].soft)
         )
         outputs: list = (
             self.cache.get(self.fingerprint, variant, texts) if self.cache else [None] * len(texts)
@@ -150,6 +165,9 @@ class LocalEvaluator(Evaluator):
             piece = [texts[i] for i in positions]
             if generation:
                 computed = self.model.generate(piece, self.max_new_tokens)
+            elif chunk[0][0].soft:
+                soft = self._soft_tensors(chunk[0][0])
+                computed = list(self.model.score_labels_soft(piece, chunk[0][0].label_words, soft))
             else:
                 computed = list(self.model.score_labels(piece, chunk[0][0].label_words))
             if self.cache is not None:
@@ -170,8 +188,27 @@ class LocalEvaluator(Evaluator):
         if prompt.key not in self._frame_tokens:
             blank = Example("frame", {f: "" for f in self.task.input_fields}, 0)
             demos = [self.task.example(i) for i in prompt.demos]
-            self._frame_tokens[prompt.key] = self.model.count_tokens(prompt.render(blank, demos))
+            frame = self.model.count_tokens(prompt.render(blank, demos))
+            if prompt.soft:  # each soft vector takes a token's place
+                frame += len(self._soft_tensors(prompt)[PREFIX])
+            self._frame_tokens[prompt.key] = frame
         return self._frame_tokens[prompt.key]
+
+    def _soft_tensors(self, prompt: Prompt) -> dict[str, np.ndarray]:
+        """The soft prompt's tensors, resolved once per digest."""
+        if prompt.soft not in self._soft:
+            if self.task.kind != "classification":
+                raise PromptscoutError("soft prompts score classification tasks only")
+            tensors = self.soft_resolver(prompt.soft) if self.soft_resolver else None
+            if tensors is None:
+                raise PromptscoutError(
+                    f"soft prompt {prompt.soft}: its tensors are not available to this evaluator "
+                    "(not in the campaign store, or the export's .soft.safetensors file is missing)"
+                )
+            if len(self._soft) > 64:  # one searcher proposes a new digest per epoch
+                self._soft.clear()
+            self._soft[prompt.soft] = check_tensors(tensors)
+        return self._soft[prompt.soft]
 
 
 def render_texts(task: Task, prompt: Prompt, examples: Sequence[Example]) -> list[str]:

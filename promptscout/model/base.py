@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -99,6 +99,20 @@ class LanguageModel(ABC):
             over the whole vocabulary; a word of several tokens gets the sum of its tokens'
             log-probabilities. Rows are in the order of ``texts``.
         """
+
+    def score_labels_soft(
+        self, texts: Sequence[str], label_words: Sequence[str], soft: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
+        """:meth:`score_labels` with a soft prompt: learned vectors (``soft["prefix"]``,
+        ``[n, hidden]``) placed before each text's embeddings, after any BOS, and optionally
+        replaced final-norm weights (``soft["final_norm"]``); see :mod:`promptscout.soft`.
+
+        Raises:
+            PromptscoutError: the backend cannot score soft prompts (only causal LMs can).
+        """
+        raise PromptscoutError(
+            f"model '{self.name}' ({self.kind}) cannot score soft prompts; use a causal LM"
+        )
 
     @abstractmethod
     def generate(self, texts: Sequence[str], max_new_tokens: int = 32) -> list[str]:

@@ -86,8 +86,8 @@ def _label_log_probs(
     embed = model.hf_model.get_input_embeddings()
     override = None
     if norm is not None:
-        name, _ = _final_norm(model)
-        override = {name: norm}
+        name, weight = _final_norm(model)
+        override = {name: norm.to(weight.dtype)}  # trained in float32, run in the model's dtype
     out = torch.zeros(shape, dtype=torch.float32, device=dev)
     for batch in model._batches([len(r) for r in rows]):
         lengths = [len(rows[r]) for r in batch]
