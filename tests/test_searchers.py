@@ -31,6 +31,7 @@ OPTIONS = {
     },
     "soft": {"vectors": 4, "patience": 3},
     "autoprompt": {"iterations": 30, "candidates": 4, "grad_batch": 4, "eval_examples": 4},
+    "rl": {"steps": 8, "train_examples": 4, "greedy_every": 3},
 }
 
 # White-box searchers (gradients, soft prompts) read the tiny random causal model.

@@ -19,6 +19,7 @@ from promptscout.searchers.bayesian import BayesianSearcher
 from promptscout.searchers.evolutionary import EvolutionarySearcher
 from promptscout.searchers.manual import ManualSearcher
 from promptscout.searchers.random_search import RandomSearcher
+from promptscout.searchers.rl import RLSearcher
 from promptscout.searchers.soft import SoftSearcher
 
 __all__ = [
@@ -48,6 +49,7 @@ register_searcher(BayesianSearcher)
 register_searcher(SoftSearcher)
 register_searcher(EvolutionarySearcher)
 register_searcher(AutoPromptSearcher)
+register_searcher(RLSearcher)
 
 
 def available_searchers() -> list[str]:

@@ -1,0 +1,287 @@
+"""The rl searcher: a learned policy writes the prompt's tokens (see the package docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from promptscout.errors import PromptscoutError
+from promptscout.evaluation.base import Evaluation
+from promptscout.prompts import TRIGGER, Prompt
+from promptscout.searchers.autoprompt.config import TriggerTemplate
+from promptscout.searchers.base import SearchContext, Searcher
+from promptscout.searchers.random_search import compose_template
+from promptscout.searchers.rl.config import DEFAULT_TOKENS, RLConfig, reward, z_scores
+from promptscout.soft import pack_array, unpack_array
+
+if TYPE_CHECKING:
+    from promptscout.model.policy import PromptPolicy
+    from promptscout.tasks import Example
+
+STATE_VERSION = 1
+
+
+class RLSearcher(Searcher):
+    """RLPrompt-style policy-gradient prompt writing (Deng et al. 2022).
+
+    Each ``ask(n)`` is one training step: the policy samples ``n`` prompts (at least two, so
+    their rewards can be compared), each is scored by the task model on the step's batch of
+    train examples (:func:`~promptscout.searchers.rl.config.reward`), the rewards are z-scored
+    across the step's prompts and a REINFORCE update moves the policy's head; the sampled prompts
+    are returned for the campaign to score on dev, which only ranks them (dev never trains the
+    policy). Every ``greedy_every`` steps, and once after the last, an ask returns the policy's
+    greedy prompt alone.
+
+    Example:
+        >>> from promptscout.model import load_model
+        >>> from promptscout.searchers import SearchContext, create_searcher
+        >>> from promptscout.tasks import load_task
+        >>> task = load_task("sst-2")
+        >>> model = load_model("smollm2-135m-instruct")  # doctest: +SKIP
+        >>> context = SearchContext(task, ("terrible", "great"), seed=0,
+        ...                         model_provider=lambda: model)  # doctest: +SKIP
+        >>> searcher = create_searcher("rl", {"steps": 3}, context)  # doctest: +SKIP
+        >>> [p.triggers for p in searcher.ask(4)]  # doctest: +SKIP
+        [('The', ' following', ...), ...]
+        >>> searcher.state()["curve"]["points"]  # doctest: +SKIP
+        [[0, -0.12]]
+    """
+
+    type_name = "rl"
+    config_class = RLConfig
+    config: RLConfig
+
+    def __init__(self, config: RLConfig, context: SearchContext) -> None:
+        super().__init__(config, context)
+        task = context.task
+        if task.kind != "classification":
+            raise PromptscoutError(
+                f"rl writes label-word prompts; task '{task.name}' is {task.kind}"
+            )
+        if not task.train:
+            raise PromptscoutError(
+                f"rl needs train examples for its reward; task '{task.name}' has none"
+            )
+        template = config.template or compose_template(
+            {name: "" for name in task.input_fields},
+            TRIGGER * (config.tokens or DEFAULT_TOKENS),
+            " ",
+        )
+        self.template = TriggerTemplate(template)
+        self._words = tuple(context.label_words)
+        Prompt(template, self._words, triggers=("x",) * self.template.slots).check_task(task)
+        self._rng = np.random.default_rng(context.seed)
+        self._step = 0
+        self._final = False  # the last greedy prompt was asked
+        self._stream: list[int] = []
+        self._cursor = 0
+        self._asked: set[str] = set()
+        self._curve: list[list[float]] = []
+        self._history: list[dict[str, Any]] = []
+        self._best: dict[str, Any] | None = None
+        self._saved_policy: dict[str, np.ndarray] | None = None
+        # Built from the model on first use (not state): the policy and the token texts.
+        self._policy: PromptPolicy | None = None
+        self._texts: dict[int, str] = {}
+
+    # -- the policy and its prompts ------------------------------------------------------------
+
+    def policy(self) -> PromptPolicy:
+        """The policy (frozen campaign model + trainable head), built on first use."""
+        if self._policy is None:
+            from promptscout.model.policy import PromptPolicy, word_candidates
+
+            cfg = self.config
+            model = self.context.model()
+            if cfg.vocabulary:
+                candidates = []
+                for word in dict.fromkeys(w.strip() for w in cfg.vocabulary):
+                    ids = model.tokenize(" " + word)
+                    if len(ids) != 1:
+                        raise PromptscoutError(
+                            f"rl: vocabulary word {word!r} is {len(ids)} tokens after a space in "
+                            f"model '{model.name}'; use single-token words"
+                        )
+                    candidates.append(ids[0])
+            else:
+                exclude = [*self._words, *cfg.exclude]
+                candidates = word_candidates(model, cfg.vocab_size, exclude)
+            context_ids = list(getattr(model, "prefix_ids", [])) + model.tokenize(cfg.context)
+            self._policy = PromptPolicy(
+                model,
+                candidates,
+                context_ids,
+                mlp_hidden=cfg.mlp_hidden,
+                learning_rate=cfg.learning_rate,
+                seed=self.context.seed,
+            )
+            tokenizer = self._policy.model.tokenizer
+            self._texts = {t: tokenizer.decode([t]) for t in candidates}
+            if self._saved_policy is not None:
+                self._policy.load_state_arrays(self._saved_policy)
+                self._saved_policy = None
+        return self._policy
+
+    def prompt(self, tokens: Sequence[int], **metadata: Any) -> Prompt:
+        """The prompt whose ``[T]`` slots hold ``tokens``' texts."""
+        texts = self.template.slot_texts([self._texts[t] for t in tokens])
+        return Prompt(
+            self.template.template,
+            self._words,
+            triggers=texts,
+            metadata={"searcher": self.name, "tokens": list(tokens), **metadata},
+        )
+
+    def greedy_prompt(self) -> Prompt:
+        """The policy's most likely prompt now."""
+        tokens, _ = self.policy().sample(1, self.template.slots, self._rng, greedy=True)
+        return self.prompt(tokens[0], step=self._step, greedy=True)
+
+    @property
+    def curve(self) -> list[list[float]]:
+        """``[step, mean train reward of the step's sampled prompts]`` per training step."""
+        return [list(p) for p in self._curve]
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """One record per training step: rewards, loss, entropy."""
+        return list(self._history)
+
+    @property
+    def best_prompt(self) -> Prompt | None:
+        """The best prompt by dev score so far (full-split scores beat raced-out ones)."""
+        return Prompt.from_dict(self._best["prompt"]) if self._best else None
+
+    # -- one training step ---------------------------------------------------------------------
+
+    def _draw(self, m: int) -> list[Example]:
+        """The next ``m`` (at most the split) train examples of a shuffled stream."""
+        train = self.context.task.train
+        m = min(m, len(train))
+        out: list[int] = []
+        while len(out) < m:
+            if self._cursor >= len(self._stream):
+                self._stream = [int(i) for i in self._rng.permutation(len(train))]
+                self._cursor = 0
+            take = min(m - len(out), len(self._stream) - self._cursor)
+            out += self._stream[self._cursor : self._cursor + take]
+            self._cursor += take
+        return [train[i] for i in out]
+
+    def _train_step(self, n: int) -> list[Prompt]:
+        cfg, policy = self.config, self.policy()
+        tokens, states = policy.sample(n, self.template.slots, self._rng)
+        prompts = [self.prompt(t, step=self._step) for t in tokens]
+        examples = self._draw(cfg.train_examples)
+        gold = [int(e.label) for e in examples]
+        texts = [p.render(e) for p in prompts for e in examples]
+        scores = policy.model.score_labels(texts, self._words)
+        m = len(examples)
+        rewards = [
+            reward(scores[i * m : (i + 1) * m], gold, cfg.correct_coeff, cfg.wrong_coeff)
+            for i in range(len(prompts))
+        ]
+        advantages = z_scores(rewards)
+        record: dict[str, Any] = {"step": self._step, "rewards": rewards}
+        if advantages.any():  # all rewards equal: nothing to learn from this step
+            record.update(policy.update(states, tokens, advantages, entropy=cfg.entropy))
+        self._curve.append([self._step, round(float(np.mean(rewards)), 6)])
+        self._history.append(record)
+        self._step += 1
+        return [
+            replace(p, metadata={**p.metadata, "reward": r})
+            for p, r in zip(prompts, rewards, strict=True)
+        ]
+
+    # -- the searcher contract -----------------------------------------------------------------
+
+    def ask(self, n: int) -> list[Prompt]:
+        batch: list[Prompt] = []
+        if n < 1 or self.exhausted:
+            return batch
+        if self._step >= self.config.steps:  # trained: the final greedy prompt, then done
+            self._final = True
+            prompt = self.greedy_prompt()
+            if prompt.key in self._asked:
+                return batch
+            self._asked.add(prompt.key)
+            return [prompt]
+        every = self.config.greedy_every
+        if every and self._step and self._step % every == 0 and "greedy" not in self._history[-1]:
+            self._history[-1]["greedy"] = True  # state: a resumed campaign does not re-ask it
+            prompt = self.greedy_prompt()
+            if prompt.key not in self._asked:
+                self._asked.add(prompt.key)
+                return [prompt]
+        # Two samples at least: a lone sample's z-scored reward is zero and teaches nothing.
+        for prompt in self._train_step(max(n, 2)):
+            if len(batch) < n and prompt.key not in self._asked:
+                self._asked.add(prompt.key)
+                batch.append(prompt)
+        return batch
+
+    def tell(self, results: Sequence[tuple[Prompt, Evaluation]]) -> None:
+        for prompt, evaluation in results:
+            examples = len(evaluation.example_ids) if evaluation.ok else 0
+            score = self.context.score(evaluation)
+            if self._best is None or (examples, score) > (
+                self._best["examples"],
+                self._best["score"],
+            ):
+                self._best = {
+                    "key": prompt.key,
+                    "examples": examples,
+                    "score": score,
+                    "prompt": prompt.to_dict(),
+                }
+
+    @property
+    def exhausted(self) -> bool:
+        return self._final
+
+    def state(self) -> dict[str, Any]:
+        arrays = self._policy.state_arrays() if self._policy is not None else self._saved_policy
+        return {
+            "version": STATE_VERSION,
+            "step": self._step,
+            "final": self._final,
+            "rng": self._rng.bit_generator.state,
+            "stream": self._stream,
+            "cursor": self._cursor,
+            "asked": sorted(self._asked),
+            "best": self._best,
+            "history": self._history,
+            "policy": {k: pack_array(v) for k, v in arrays.items()} if arrays else None,
+            # The report draws this (promptscout.report.searcher_curves).
+            "curve": {
+                "points": self._curve,
+                "x": "training step",
+                "y": "mean train reward",
+                "title": f"{self.name}: policy reward per step",
+            },
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state.get("version") != STATE_VERSION:
+            raise PromptscoutError(
+                f"rl searcher '{self.name}': saved state version {state.get('version')} is not "
+                f"{STATE_VERSION}; start a new campaign"
+            )
+        self._step = int(state["step"])
+        self._final = bool(state["final"])
+        self._rng.bit_generator.state = state["rng"]
+        self._stream = [int(i) for i in state["stream"]]
+        self._cursor = int(state["cursor"])
+        self._asked = set(state["asked"])
+        self._best = state["best"]
+        self._history = [dict(h) for h in state["history"]]
+        self._curve = [list(p) for p in state["curve"]["points"]]
+        packed = state["policy"]
+        arrays = {k: unpack_array(v) for k, v in packed.items()} if packed else None
+        if self._policy is not None and arrays is not None:
+            self._policy.load_state_arrays(arrays)
+        else:
+            self._saved_policy = arrays

@@ -1,0 +1,230 @@
+"""The rl searcher: its reward, the policy's gradients and learning, determinism, and a killed
+campaign resuming to the same result (the shared suite is in test_searchers.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_bayesian import dying_factory, run_campaign
+
+from promptscout.config import load_config
+from promptscout.errors import PromptscoutError
+from promptscout.model.policy import PromptPolicy, word_candidates
+from promptscout.report import searcher_curves
+from promptscout.searchers import SearchContext, create_searcher
+from promptscout.searchers.rl import reward, z_scores
+from promptscout.store import Store
+from promptscout.tasks import load_task
+
+SMALL = {"steps": 6, "train_examples": 4, "greedy_every": 3}
+
+
+def make(model, seed: int = 0, **options):
+    task = load_task("sst-2")
+    context = SearchContext(task, ("terrible", "great"), seed, model_provider=lambda: model)
+    return create_searcher("rl", {**SMALL, **options}, context)
+
+
+def run(searcher, n: int = 3) -> list[str]:
+    keys = []
+    while not searcher.exhausted:
+        keys += [p.key for p in searcher.ask(n)]
+    return keys
+
+
+# -- the reward --------------------------------------------------------------------------------
+
+
+def test_reward_scales_the_gold_gap_by_correctness():
+    rows = np.log([[0.1, 0.9], [0.6, 0.4], [0.5, 0.5]])
+    # gaps for gold class 1: +0.8 (right), -0.2 (wrong), 0.0 (a tie is not a hit)
+    assert reward(rows[:1], [1]) == pytest.approx(1.8 * 0.8)
+    assert reward(rows[1:2], [1]) == pytest.approx(2.0 * -0.2)
+    assert reward(rows[2:], [1]) == 0.0
+    assert reward(rows, [1, 1, 1]) == pytest.approx((1.44 - 0.4 + 0.0) / 3)
+    assert reward(rows[:1], [1], correct_coeff=1.0) == pytest.approx(0.8)
+
+
+def test_reward_normalises_over_the_classes_and_takes_the_best_other_class():
+    # Log-probabilities over the whole vocabulary (summing to less than one) are normalised over
+    # the label words first; with three classes the gap is to the strongest rival.
+    rows = np.log([[0.02, 0.05, 0.03], [0.5, 0.2, 0.3]])
+    assert reward(rows[:1], [1]) == pytest.approx(1.8 * (0.5 - 0.3))
+    assert reward(rows[1:], [2]) == pytest.approx(2.0 * (0.3 - 0.5))
+
+
+def test_z_scores():
+    z = z_scores([1.0, 2.0, 3.0])
+    assert z.mean() == pytest.approx(0.0) and z.std() == pytest.approx(1.0)
+    assert not z_scores([0.5, 0.5]).any()
+
+
+# -- the policy --------------------------------------------------------------------------------
+
+
+def policy_on(model, **kwargs) -> PromptPolicy:
+    candidates = word_candidates(model, 40)
+    return PromptPolicy(model, candidates, model.tokenize("Prompt:"), **kwargs)
+
+
+def test_candidates_are_plain_words_that_tokenise_to_themselves(tiny_causal):
+    candidates = word_candidates(tiny_causal, 1000, exclude=["great"])
+    assert len(candidates) > 20
+    for token in candidates:
+        text = tiny_causal.tokenizer.decode([token])
+        assert text[0] == " " and text[1:].isalpha() and tiny_causal.tokenize(text) == [token]
+    assert tiny_causal.tokenize(" great")[0] not in candidates
+
+
+def test_gradients_reach_the_head_only(tiny_causal):
+    policy = policy_on(tiny_causal, learning_rate=0.01)
+    backbone = {k: v.clone() for k, v in tiny_causal.hf_model.state_dict().items()}
+    head = {k: v.detach().clone() for k, v in policy.params.items()}
+    rng = np.random.default_rng(0)
+    tokens, states = policy.sample(4, 3, rng)
+    assert not states.requires_grad
+    policy.update(states, tokens, [1.0, -1.0, 0.5, -0.5])
+    assert all(p.grad is None for p in tiny_causal.hf_model.parameters())
+    for k, v in tiny_causal.hf_model.state_dict().items():
+        assert torch.equal(v, backbone[k])
+    assert all(policy.params[k].grad is not None for k in head)
+    assert not torch.equal(policy.params["w2"], head["w2"])  # the zero layer moved
+
+
+def test_untrained_policy_is_the_backbone_restricted_to_the_candidates(tiny_causal):
+    policy = policy_on(tiny_causal)
+    ids = torch.tensor([tiny_causal.tokenize("Prompt:")])
+    with torch.no_grad():
+        full = tiny_causal.hf_model(input_ids=ids).logits[0, -1, policy.candidates]
+    _, states = policy.sample(1, 1, np.random.default_rng(0), greedy=True)
+    with torch.no_grad():
+        ours = policy.logits(states[:, 0])[0]
+    assert torch.allclose(ours, full.float(), atol=1e-4)
+
+
+def test_policy_learns_a_planted_reward(tiny_causal):
+    """Reward = how many of a prompt's tokens are one planted word: REINFORCE with z-scored
+    rewards makes the greedy prompt all that word."""
+    policy = policy_on(tiny_causal, learning_rate=0.02)
+    rng = np.random.default_rng(1)
+    planted = policy.candidates[7]
+    before = policy.sample(1, 3, rng, greedy=True)[0][0]
+    for _ in range(40):
+        tokens, states = policy.sample(8, 3, rng)
+        rewards = [row.count(planted) for row in tokens]
+        policy.update(states, tokens, z_scores(rewards))
+    after = policy.sample(1, 3, rng, greedy=True)[0][0]
+    assert before.count(planted) < 3 and after == [planted] * 3
+
+
+def test_policy_state_round_trip_is_exact(tiny_causal):
+    a = policy_on(tiny_causal, learning_rate=0.01)
+    rng = np.random.default_rng(0)
+    tokens, states = a.sample(4, 3, rng)
+    a.update(states, tokens, [1.0, -1.0, 0.0, 0.0])
+    b = policy_on(tiny_causal, learning_rate=0.01, seed=5)
+    b.load_state_arrays(a.state_arrays())
+    tokens, states = a.sample(4, 3, np.random.default_rng(2))
+    for p in (a, b):
+        p.update(states, tokens, [0.0, 1.0, -1.0, 0.0])
+    for k, v in a.state_arrays().items():
+        np.testing.assert_array_equal(v, b.state_arrays()[k])
+
+
+# -- the searcher ------------------------------------------------------------------------------
+
+
+def test_prompts_render_as_the_policy_wrote_them(tiny_causal):
+    searcher = make(tiny_causal)
+    task = searcher.context.task
+    for prompt in searcher.ask(4):
+        tokens = prompt.metadata["tokens"]
+        assert prompt.template == "{text} [T][T][T][T][T]"
+        for example in task.train[:5]:
+            ids = tiny_causal.tokenize(prompt.render(example))
+            assert ids[-len(tokens) :] == tokens
+
+
+def test_trains_asks_greedy_prompts_then_is_exhausted(tiny_causal):
+    searcher = make(tiny_causal)
+    asked = []
+    while not searcher.exhausted:
+        asked.append(searcher.ask(3))
+    assert len(searcher.curve) == 6 and [p[0] for p in searcher.curve] == list(range(6))
+    greedy = [p for batch in asked for p in batch if p.metadata.get("greedy")]
+    sampled = [p for batch in asked for p in batch if "reward" in p.metadata]
+    assert greedy and all(len(b) == 1 for b in asked if b and b[0].metadata.get("greedy"))
+    assert len(sampled) > 12 and searcher.ask(3) == []
+    assert all(h.get("loss") is not None for h in searcher.history)
+
+
+def test_same_seed_same_prompts_and_weights(tiny_causal):
+    a, b, c = make(tiny_causal, seed=4), make(tiny_causal, seed=4), make(tiny_causal, seed=5)
+    assert run(a) == run(b) != run(c)
+    assert json.dumps(a.state()) == json.dumps(b.state())
+
+
+def test_state_resumes_training_exactly(tiny_causal):
+    straight = make(tiny_causal, seed=2)
+    expected = run(straight)
+    first = make(tiny_causal, seed=2)
+    keys = [p.key for p in first.ask(3)] + [p.key for p in first.ask(3)]
+    state = json.loads(json.dumps(first.state()))
+    second = make(tiny_causal, seed=2)
+    second.load_state(state)
+    keys += run(second)
+    assert keys == expected
+    assert json.dumps(second.state()) == json.dumps(straight.state())
+
+
+def test_bad_options_are_precise_errors(tiny_causal):
+    with pytest.raises(PromptscoutError, match="'tokens' is 2"):
+        make(tiny_causal, template="{text} [T][T][T]", tokens=2)
+    with pytest.raises(PromptscoutError, match="'learning_rate' must be positive"):
+        make(tiny_causal, learning_rate=0.0)
+    with pytest.raises(PromptscoutError, match="single-token words"):
+        make(tiny_causal, vocabulary=["zqxvw"]).ask(2)
+    searcher = make(tiny_causal, template="Review: {text} It was", tokens=2)
+    assert searcher.template.template == "Review: {text} It was [T][T]"
+
+
+RL = """
+[[searchers]]
+type = "rl"
+batch_size = 3
+steps = 5
+train_examples = 4
+greedy_every = 2
+"""
+
+
+def test_killed_campaign_resumes_to_the_same_result(write_campaign, tmp_path):
+    def config(name: str):
+        loaded = load_config(write_campaign(f"{name}.toml", budget=100_000, extra=RL))
+        loaded.searchers = [s for s in loaded.searchers if s.type == "rl"]
+        loaded.store = str(tmp_path / f"{name}.db")
+        return loaded
+
+    def final_state(config) -> dict:
+        with Store(config.store_path, readonly=True) as store:
+            return store.searcher_state("rl")
+
+    straight = config("straight")
+    board = run_campaign(straight)
+    expected = final_state(straight)
+    assert expected["final"] and len(expected["curve"]["points"]) == 5
+
+    killed = config("killed")
+    with pytest.raises(KeyboardInterrupt):
+        run_campaign(killed, evaluator_factory=dying_factory(8))
+    with Store(killed.store_path, readonly=True) as store:
+        assert store.searcher_state("rl") is not None
+        assert not store.searcher_state("rl")["final"]
+    assert run_campaign(killed) == board
+    assert final_state(killed) == expected
+    with Store(killed.store_path, readonly=True) as store:
+        curve = searcher_curves(store)["rl"]
+    assert [x for x, _ in curve["points"]] == [0, 1, 2, 3, 4] and curve["x"] == "training step"
