@@ -105,10 +105,10 @@ class Prompt:
         demos: Ids of training examples shown as demonstrations, in order.
         triggers: The texts that fill the ``[T]`` slots, one per slot.
         separator: Joins instruction, demonstrations and the query.
+        metadata: Searcher notes (not part of the prompt's identity).
         soft: Digest of the soft-prompt tensors (learned vectors placed before the text's
             embeddings, see :mod:`promptscout.soft`), or "" for a purely discrete prompt. The
             tensors themselves live in the campaign store or beside an export.
-        metadata: Searcher notes (not part of the prompt's identity).
     """
 
     template: str
@@ -117,8 +117,9 @@ class Prompt:
     demos: tuple[str, ...] = ()
     triggers: tuple[str, ...] = ()
     separator: str = "\n\n"
-    soft: str = ""
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # Last, so that positional construction up to ``metadata`` keeps working.
+    soft: str = ""
 
     def __post_init__(self) -> None:
         # Lists from JSON or configs become tuples so the prompt stays hashable.
