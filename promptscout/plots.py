@@ -51,16 +51,18 @@ def plot_progress(
     ylabel: str,
     path: Path,
     end: int | None = None,
+    colors: Mapping[str, str] | None = None,
 ) -> Path:
     """Best score so far of each searcher against the campaign's scored examples (steps, drawn
-    on to ``end``, the examples scored in all)."""
+    on to ``end``, the examples scored in all); ``colors`` maps searchers to colours."""
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
     for searcher, curve in curves.items():
         if curve:
             xs, ys = zip(*curve, strict=True)
             if end is not None and end > xs[-1]:
                 xs, ys = (*xs, end), (*ys, ys[-1])
-            ax.step(xs, ys, where="post", marker="o", markersize=3, label=searcher)
+            color = (colors or {}).get(searcher)
+            ax.step(xs, ys, where="post", marker="o", markersize=3, label=searcher, color=color)
     ax.set_xlabel("examples scored on the search split (whole campaign)")
     ax.set_ylabel(ylabel)
     ax.set_title("Best candidate so far, per searcher")
@@ -105,13 +107,20 @@ def pareto_front(points: Sequence[Point], maximize: bool = True) -> list[Point]:
     return front
 
 
-def plot_pareto(points: Sequence[Point], ylabel: str, path: Path, maximize: bool = True) -> Path:
+def plot_pareto(
+    points: Sequence[Point],
+    ylabel: str,
+    path: Path,
+    maximize: bool = True,
+    colors: Mapping[str, str] | None = None,
+) -> Path:
     """Every fully scored candidate's dev value against its prompt length, with the front."""
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
     for searcher in sorted({p.searcher for p in points}):
         mine = [p for p in points if p.searcher == searcher]
         xs, ys = [p.tokens for p in mine], [p.value for p in mine]
-        ax.scatter(xs, ys, s=14, alpha=0.7, label=searcher)
+        color = (colors or {}).get(searcher)
+        ax.scatter(xs, ys, s=14, alpha=0.7, label=searcher, color=color)
     front = pareto_front(points, maximize)
     if front:
         # The front as an attainment line: the best value reachable within each length.

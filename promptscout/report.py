@@ -104,12 +104,17 @@ def draw_figures(store: Store, folder: Path, stem: str) -> dict[str, Path]:
     split = store.get_meta("config")["task"]["search_split"]
     names = store.get_meta("config")["objective"]["names"]
     entries = build_leaderboard(store)
+    curves = best_so_far(store)
+    # One colour per searcher in every figure.
+    searchers = sorted(set(curves) | {e.searcher for e in entries if e.kind == "prompt"})
+    colors = {name: f"C{i % 10}" for i, name in enumerate(searchers)}
     figures = {
         "progress": plots.plot_progress(
-            best_so_far(store),
+            curves,
             f"best {split} {label}",
             folder / f"{stem}-progress.png",
             end=store.examples_scored(split),
+            colors=colors,
         )
     }
     held_out = [e for e in entries if e.test][:BARS]
@@ -135,7 +140,7 @@ def draw_figures(store: Store, folder: Path, stem: str) -> dict[str, Path]:
     ]
     if points:
         figures["pareto"] = plots.plot_pareto(
-            points, f"{split} {label}", folder / f"{stem}-pareto.png", maximize
+            points, f"{split} {label}", folder / f"{stem}-pareto.png", maximize, colors
         )
     for i, (searcher, curve) in enumerate(searcher_curves(store).items()):
         figures[f"curve-{searcher}"] = plots.plot_curve(
