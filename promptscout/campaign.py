@@ -184,6 +184,17 @@ class Campaign:
             self.model(), task, objectives, cache=cache, soft_resolver=self.store.get_soft
         )
 
+    def _check_label_words(self) -> None:
+        """Refuse, before anything is scored, label words the model reads nothing of (e.g. a
+        zero-width space): every candidate would fail. Checked where the model is in this
+        process; remote evaluators report it per candidate instead."""
+        if self._model is None or not self.task.label_words:
+            return
+        try:
+            self._model.score_labels(["x"], self.task.label_words)
+        except PromptscoutError as exc:
+            raise PromptscoutError(f"{self.config.source}: [task] label_words: {exc}") from None
+
     @property
     def evaluator(self) -> Evaluator:
         """The evaluator, built on first use (loading the model takes time)."""
@@ -191,6 +202,7 @@ class Campaign:
             self._evaluator = self._evaluator_factory(
                 self.task, self.objectives, self.config, self.cache
             )
+            self._check_label_words()
             fingerprint = self._evaluator.fingerprint
             recorded = self.store.get_meta("fingerprint")
             if recorded is None:
