@@ -55,9 +55,10 @@ def run_campaign(evaluator: dict, examples: int, folder: Path) -> dict:
             started = time.perf_counter()
             campaign.evaluator  # noqa: B018 - build it now: startup is timed on its own
             startup = time.perf_counter() - started
-            started = time.perf_counter()
+            started, load_before = time.perf_counter(), os.getloadavg()[0]
             result = campaign.run()
             search = time.perf_counter() - started
+            load_after = os.getloadavg()[0]
         finally:
             campaign.close()
     return {
@@ -67,6 +68,9 @@ def run_campaign(evaluator: dict, examples: int, folder: Path) -> dict:
         "examples_scored": result.examples_scored,
         "examples_per_second": round(result.examples_scored / search, 2),
         "candidates": result.evaluations,
+        # The 1-minute load average before and after the search: anything well above the
+        # workers' 2 means other processes competed for the cores.
+        "load_average": [round(load_before, 2), round(load_after, 2)],
         "leaderboard": [(e.prompt.key, e.dev) for e in result.leaderboard],
     }
 
