@@ -235,17 +235,18 @@ class AutoPromptSearcher(Searcher):
     # -- one search step ---------------------------------------------------------------------
 
     def _draw(self, m: int) -> list[Example]:
-        """The next ``m`` train examples (at most the split) of a shuffled stream: each step
-        reads examples the previous ones did not, as far as the split allows."""
+        """The next ``m`` distinct train examples (at most the split) of a shuffled stream: each
+        step reads examples the previous ones did not, as far as the split allows."""
         train = self.context.task.train
         out: list[int] = []
         while len(out) < min(m, len(train)):
             if self._cursor >= len(self._stream):
                 self._stream = [int(i) for i in self._rng.permutation(len(train))]
                 self._cursor = 0
-            take = min(min(m, len(train)) - len(out), len(self._stream) - self._cursor)
-            out += self._stream[self._cursor : self._cursor + take]
-            self._cursor += take
+            index = self._stream[self._cursor]
+            self._cursor += 1
+            if index not in out:  # across a reshuffle, an example may come round again
+                out.append(index)
         return [train[i] for i in out]
 
     def _search_step(self, model: LanguageModel) -> bool:
