@@ -13,26 +13,31 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from promptscout.builders import (
+    campaign_objectives,
+    campaign_task,
+    load_campaign_model,
+    ray_evaluator,
+    write_export,
+)
 from promptscout.config import CampaignConfig
 from promptscout.ensemble.finalize import finalize_ensembles
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation, Evaluator
 from promptscout.evaluation.cache import ScoreCache
 from promptscout.evaluation.racing import PairedComparison, race_stages
-from promptscout.leaderboard import LeaderboardEntry, build_leaderboard, export_payload
+from promptscout.leaderboard import LeaderboardEntry, build_leaderboard
 from promptscout.model import LanguageModel
-from promptscout.objectives import Objective, Ranking, resolve_objective
+from promptscout.objectives import Objective, Ranking
 from promptscout.prompts import Prompt
 from promptscout.searchers import SearchContext, Searcher, create_searcher
-from promptscout.soft import write_export_tensors
 from promptscout.store import Store
-from promptscout.tasks import Task, load_task
+from promptscout.tasks import Task
 
 # Rounds in a row in which no searcher proposes anything unscored before the campaign stops.
 IDLE_ROUNDS = 3
@@ -55,23 +60,6 @@ class CampaignResult:
 def searcher_seed(campaign_seed: int, position: int) -> int:
     """Independent, reproducible seeds for each searcher of a campaign."""
     return int(np.random.SeedSequence([campaign_seed, position]).generate_state(1)[0])
-
-
-def campaign_task(config: CampaignConfig) -> Task:
-    """The task a campaign config names, with its label words."""
-    words = config.task.label_words or None
-    return load_task(config.task.spec, seed=config.task.split_seed, label_words=words)
-
-
-def campaign_objectives(config: CampaignConfig, task: Task) -> list[Objective]:
-    objectives = [resolve_objective(name) for name in config.objective.names]
-    for objective in objectives:
-        if task.kind not in objective.task_kinds:
-            raise PromptscoutError(
-                f"{config.source}: [objective] name: '{objective.name}' does not apply to "
-                f"{task.kind} task '{task.name}'"
-            )
-    return objectives
 
 
 class Campaign:
@@ -472,54 +460,3 @@ def _unique(prompts: Sequence[Prompt]) -> list[Prompt]:
     for prompt in prompts:
         seen.setdefault(prompt.key, prompt)
     return list(seen.values())
-
-
-def default_evaluator(
-    task: Task, objectives: list[Objective], config: CampaignConfig, cache: ScoreCache | None
-) -> Evaluator:
-    """Load the configured model and score in this process (a campaign's own default shares
-    its model with white-box searchers instead; this stand-alone form is for wrappers)."""
-    from promptscout.evaluation.local import LocalEvaluator
-
-    if config.evaluator.type == "ray":
-        return ray_evaluator(task, objectives, config, cache)
-    resolver = getattr(cache.store, "get_soft", None) if cache is not None else None
-    return LocalEvaluator(
-        load_campaign_model(config), task, objectives, cache=cache, soft_resolver=resolver
-    )
-
-
-def ray_evaluator(
-    task: Task, objectives: list[Objective], config: CampaignConfig, cache: ScoreCache | None
-) -> Evaluator:
-    """Score on Ray actors as the ``[evaluator]`` table says (Ray is imported only here)."""
-    from promptscout.evaluation.ray_evaluator import RayEvaluator
-
-    resolver = getattr(cache.store, "get_soft", None) if cache is not None else None
-    return RayEvaluator.from_config(task, objectives, config, cache, soft_resolver=resolver)
-
-
-def load_campaign_model(config: CampaignConfig) -> LanguageModel:
-    """The model a campaign file configures, loaded in this process."""
-    from promptscout.model import load_model
-
-    return load_model(
-        config.model.name,
-        dtype=config.model.dtype,
-        device=config.model.device,
-        batch_size=config.model.batch_size,
-    )
-
-
-def write_export(store: Store, path: Path, top: int | None) -> Path:
-    """Write the export JSON of the ``top`` leaderboard rows (all when None)."""
-    import json
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = export_payload(store, build_leaderboard(store, top=top))
-    # Soft prompts' tensors go beside the JSON (<stem>.soft.safetensors), which names the file.
-    write_export_tensors(payload, path, store.get_soft)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path

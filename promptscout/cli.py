@@ -145,7 +145,7 @@ def _unescape(text: str) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from promptscout.campaign import campaign_objectives
+    from promptscout.builders import campaign_objectives
     from promptscout.config import CampaignConfig, ObjectiveConfig, TaskConfig
     from promptscout.prompts import Prompt
     from promptscout.tasks import load_task
@@ -264,7 +264,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from promptscout.campaign import write_export
+    from promptscout.builders import write_export
     from promptscout.leaderboard import build_leaderboard, export_payload
     from promptscout.store import Store
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from promptscout.campaign import Campaign, default_evaluator
+from promptscout.builders import default_evaluator
+from promptscout.campaign import Campaign
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation

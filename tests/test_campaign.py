@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from promptscout.campaign import Campaign, default_evaluator
+from promptscout.builders import default_evaluator
+from promptscout.campaign import Campaign
 from promptscout.config import load_config
 from promptscout.leaderboard import build_leaderboard
 from promptscout.store import Store

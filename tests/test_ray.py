@@ -12,7 +12,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from promptscout.campaign import Campaign, ray_evaluator
+from promptscout.builders import ray_evaluator
+from promptscout.campaign import Campaign
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.cache import ScoreCache

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from promptscout.campaign import Campaign, default_evaluator
+from promptscout.builders import default_evaluator
+from promptscout.campaign import Campaign
 from promptscout.cli import main
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError
