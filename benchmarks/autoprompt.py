@@ -33,8 +33,7 @@ from typing import Any
 
 from promptscout.campaign import Campaign
 from promptscout.config import load_config
-from promptscout.leaderboard import describe
-from promptscout.prompts import Prompt
+from promptscout.prompts import Prompt, fill_template
 from promptscout.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,6 +134,13 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     return report
 
 
+def shown(prompt: Prompt) -> str:
+    """The template with its triggers filled in and its fields kept, and the label words."""
+    fields = {f: "{" + f + "}" for f in prompt.fields}
+    text = fill_template(prompt.template, fields, prompt.triggers)
+    return f"{text!r} [{'/'.join(prompt.label_words)}]"
+
+
 def fmt(values: dict[str, float] | None, name: str) -> str:
     return f"{values[name]:.4f}" if values else "-"
 
@@ -148,7 +154,7 @@ def print_table(report: dict[str, Any]) -> None:
     )
     print(f"{'':15} {'dev acc':>7} {'dev CE':>7} {'test acc':>8}  prompt")
     for r in report["rows"]:
-        prompt = describe(Prompt.from_dict(r["prompt"]), width=70)
+        prompt = shown(Prompt.from_dict(r["prompt"]))
         print(
             f"{r['name']:15} {fmt(r['dev'], 'accuracy'):>7} {fmt(r['dev'], 'cross_entropy'):>7} "
             f"{fmt(r['test'], 'accuracy'):>8}  {prompt}"
