@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from promptscout.builders import default_evaluator
+from promptscout.campaign import Campaign
+from promptscout.leaderboard import build_leaderboard
+from promptscout.store import Store
+
 POSITIVE = [
     "the movie was great",
     "a good film",
@@ -101,3 +106,39 @@ def write_campaign(tmp_path: Path, tiny_causal_dir: Path, tiny_task_dir: Path):
         return path
 
     return write
+
+
+# Racing that stops candidates readily on the tiny task (so resume tests cross racing decisions).
+RACING = "\n[racing]\nfirst = 2\nz = 0.0\n"
+
+
+def run_campaign(config, **kwargs) -> list[tuple]:
+    """Run (or resume) a campaign in-process; its leaderboard as (key, dev, test) rows."""
+    with Store(config.store_path) as store:
+        campaign = Campaign(config, store, progress=False, **kwargs)
+        try:
+            campaign.run()
+        finally:
+            campaign.close()
+        return [(e.prompt.key, e.dev, e.test) for e in build_leaderboard(store)]
+
+
+def dying_factory(die_at: int):
+    """An evaluator factory whose evaluator raises KeyboardInterrupt at evaluation ``die_at``
+    (mid-batch: ``die_at - 1`` evaluations are committed), as a kill would."""
+
+    def factory(task, objectives, config, cache):
+        evaluator = default_evaluator(task, objectives, config, cache)
+        inner, count = evaluator.iter_evaluate, {"n": 0}
+
+        def iter_evaluate(*args, **kwargs):
+            for item in inner(*args, **kwargs):
+                count["n"] += 1
+                if count["n"] == die_at:
+                    raise KeyboardInterrupt
+                yield item
+
+        evaluator.iter_evaluate = iter_evaluate
+        return evaluator
+
+    return factory

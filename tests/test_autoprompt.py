@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from campaign_fixtures import write_tiny_task
+from campaign_fixtures import dying_factory, run_campaign, write_tiny_task
 from conftest import build_tiny_causal
-from test_bayesian import dying_factory, run_campaign
 
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError

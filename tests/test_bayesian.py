@@ -8,13 +8,11 @@ from pathlib import Path
 
 import optuna
 import pytest
+from campaign_fixtures import RACING, dying_factory, run_campaign
 
-from promptscout.builders import default_evaluator
-from promptscout.campaign import Campaign
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation
-from promptscout.leaderboard import build_leaderboard
 from promptscout.objectives import MINIMIZE, Ranking
 from promptscout.prompts import Prompt
 from promptscout.searchers import SearchContext, create_searcher
@@ -296,46 +294,12 @@ label_words = [["bad", "terrible", "negative"], ["good", "great", "positive"]]
 max_demos = 2
 n_startup_trials = 4
 """
-RACING = "\n[racing]\nfirst = 2\nz = 0.0\n"
-
-
-def run_campaign(config, **kwargs):
-    store = Store(config.store_path)
-    try:
-        campaign = Campaign(config, store, progress=False, **kwargs)
-        try:
-            campaign.run()
-        finally:
-            campaign.close()
-        return [(e.prompt.key, e.dev, e.test) for e in build_leaderboard(store)]
-    finally:
-        store.close()
 
 
 def study_trials(config) -> list[tuple]:
     url = f"sqlite:///{config.store_path.with_suffix('.optuna.db')}"
     study = optuna.load_study(study_name="tiny/bayesian", storage=url)
     return [(t.number, t.params, t.state.name, t.values) for t in study.trials]
-
-
-def dying_factory(die_at: int):
-    """An evaluator factory whose evaluator raises KeyboardInterrupt at evaluation ``die_at``."""
-
-    def factory(task, objectives, config, cache):
-        evaluator = default_evaluator(task, objectives, config, cache)
-        inner, count = evaluator.iter_evaluate, {"n": 0}
-
-        def iter_evaluate(*args, **kwargs):
-            for item in inner(*args, **kwargs):
-                count["n"] += 1
-                if count["n"] == die_at:
-                    raise KeyboardInterrupt
-                yield item
-
-        evaluator.iter_evaluate = iter_evaluate
-        return evaluator
-
-    return factory
 
 
 def test_killed_campaign_resumes_to_the_same_trials(write_campaign, tmp_path):

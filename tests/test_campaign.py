@@ -3,8 +3,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from campaign_fixtures import dying_factory
 
-from promptscout.builders import default_evaluator
 from promptscout.campaign import Campaign
 from promptscout.config import load_config
 from promptscout.leaderboard import build_leaderboard
@@ -66,23 +66,8 @@ def test_killed_campaign_resumes_to_the_same_leaderboard(write_campaign, tmp_pat
     killed.objective.names = ["cross_entropy", "accuracy"]
     killed.store = str(tmp_path / "killed.db")
 
-    def dying_factory(task, objectives, config, cache):
-        evaluator = default_evaluator(task, objectives, config, cache)
-        inner = evaluator.iter_evaluate
-        count = {"n": 0}
-
-        def iter_evaluate(*args, **kwargs):
-            for evaluation in inner(*args, **kwargs):
-                count["n"] += 1
-                if count["n"] == kill_at:
-                    raise KeyboardInterrupt  # dies mid-batch, after kill_at - 1 committed
-                yield evaluation
-
-        evaluator.iter_evaluate = iter_evaluate
-        return evaluator
-
     with pytest.raises(KeyboardInterrupt):
-        run(killed, evaluator_factory=dying_factory)
+        run(killed, evaluator_factory=dying_factory(kill_at))  # dies mid-batch
     with Store(killed.store_path, readonly=True) as store:
         assert store.count_evaluations() == kill_at - 1
         before = {s.id: s.evaluation.to_dict() for s in store.evaluations()}

@@ -9,9 +9,9 @@ import pickle
 from pathlib import Path
 
 import pytest
+from campaign_fixtures import RACING, dying_factory, run_campaign
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_bayesian import RACING, dying_factory, run_campaign
 
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError

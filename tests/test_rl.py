@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_bayesian import dying_factory, run_campaign
+from campaign_fixtures import dying_factory, run_campaign
 
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError

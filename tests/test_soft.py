@@ -10,9 +10,8 @@ import sqlite3
 import numpy as np
 import pytest
 import torch
+from campaign_fixtures import dying_factory, run_campaign
 
-from promptscout.builders import default_evaluator
-from promptscout.campaign import Campaign
 from promptscout.cli import main
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError
@@ -309,16 +308,6 @@ def soft_config(write_campaign, tmp_path, name: str, budget: int = 400):
     return config
 
 
-def run_campaign(config, **kwargs):
-    with Store(config.store_path) as store:
-        campaign = Campaign(config, store, progress=False, **kwargs)
-        try:
-            campaign.run()
-        finally:
-            campaign.close()
-        return [(e.prompt.key, e.dev, e.test) for e in build_leaderboard(store)]
-
-
 def test_campaign_exports_soft_prompts_and_evaluate_loads_them(write_campaign, tmp_path, capsys):
     config = soft_config(write_campaign, tmp_path, "export")
     run_campaign(config)
@@ -345,26 +334,6 @@ def test_campaign_exports_soft_prompts_and_evaluate_loads_them(write_campaign, t
     export_tensor_path(export).unlink()  # the vectors are gone: a clear error, no traceback
     assert main(argv) == 2
     assert "soft-prompt tensors" in capsys.readouterr().err
-
-
-def dying_factory(die_at: int):
-    """An evaluator that raises KeyboardInterrupt at its ``die_at``-th evaluation."""
-
-    def factory(task, objectives, config, cache):
-        evaluator = default_evaluator(task, objectives, config, cache)
-        inner, count = evaluator.iter_evaluate, {"n": 0}
-
-        def iter_evaluate(*args, **kwargs):
-            for item in inner(*args, **kwargs):
-                count["n"] += 1
-                if count["n"] == die_at:
-                    raise KeyboardInterrupt
-                yield item
-
-        evaluator.iter_evaluate = iter_evaluate
-        return evaluator
-
-    return factory
 
 
 def test_killed_campaign_resumes_to_the_same_soft_prompts(write_campaign, tmp_path):

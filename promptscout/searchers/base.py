@@ -130,3 +130,22 @@ class Searcher(ABC):
     @abstractmethod
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state` returned."""
+
+
+def track_best(
+    best: dict[str, Any] | None, prompt: Prompt, evaluation: Evaluation, context: SearchContext
+) -> dict[str, Any] | None:
+    """The better of ``best`` and this scored prompt, as a JSON-ready record.
+
+    A prompt scored on more search examples beats one that racing stopped earlier (partial
+    scores on 8 easy examples are not comparable with full ones); among equals, the higher
+    :meth:`SearchContext.score` wins. Failures count as scored on no examples.
+
+    Returns:
+        ``best`` unchanged, or ``{"key", "examples", "score", "prompt"}`` for this prompt.
+    """
+    examples = len(evaluation.example_ids) if evaluation.ok else 0
+    score = context.score(evaluation)
+    if best is not None and (examples, score) <= (best["examples"], best["score"]):
+        return best
+    return {"key": prompt.key, "examples": examples, "score": score, "prompt": prompt.to_dict()}

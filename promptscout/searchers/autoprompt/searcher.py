@@ -18,7 +18,7 @@ from promptscout.searchers.autoprompt.config import (
     TriggerTemplate,
 )
 from promptscout.searchers.autoprompt.labels import class_margins, pick_label_words, train_probe
-from promptscout.searchers.base import SearchContext, Searcher
+from promptscout.searchers.base import SearchContext, Searcher, track_best
 from promptscout.searchers.random_search import compose_template
 
 if TYPE_CHECKING:
@@ -336,18 +336,7 @@ class AutoPromptSearcher(Searcher):
 
     def tell(self, results: Sequence[tuple[Prompt, Evaluation]]) -> None:
         for prompt, evaluation in results:
-            examples = len(evaluation.example_ids) if evaluation.ok else 0
-            score = self.context.score(evaluation)
-            if self._best is None or (examples, score) > (
-                self._best["examples"],
-                self._best["score"],
-            ):
-                self._best = {
-                    "key": prompt.key,
-                    "examples": examples,
-                    "score": score,
-                    "prompt": prompt.to_dict(),
-                }
+            self._best = track_best(self._best, prompt, evaluation, self.context)
 
     @property
     def exhausted(self) -> bool:

@@ -12,7 +12,7 @@ from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation
 from promptscout.prompts import TRIGGER, Prompt
 from promptscout.searchers.autoprompt.config import TriggerTemplate
-from promptscout.searchers.base import SearchContext, Searcher
+from promptscout.searchers.base import SearchContext, Searcher, track_best
 from promptscout.searchers.random_search import compose_template
 from promptscout.searchers.rl.config import DEFAULT_TOKENS, RLConfig, reward, z_scores
 from promptscout.soft import pack_array, unpack_array
@@ -225,18 +225,7 @@ class RLSearcher(Searcher):
 
     def tell(self, results: Sequence[tuple[Prompt, Evaluation]]) -> None:
         for prompt, evaluation in results:
-            examples = len(evaluation.example_ids) if evaluation.ok else 0
-            score = self.context.score(evaluation)
-            if self._best is None or (examples, score) > (
-                self._best["examples"],
-                self._best["score"],
-            ):
-                self._best = {
-                    "key": prompt.key,
-                    "examples": examples,
-                    "score": score,
-                    "prompt": prompt.to_dict(),
-                }
+            self._best = track_best(self._best, prompt, evaluation, self.context)
 
     @property
     def exhausted(self) -> bool:
