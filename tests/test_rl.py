@@ -161,6 +161,16 @@ def test_trains_asks_greedy_prompts_then_is_exhausted(tiny_causal):
     assert all(h.get("loss") is not None for h in searcher.history)
 
 
+def test_a_policy_that_repeats_itself_still_trains_every_step(tiny_causal):
+    """Samples already scored are not asked again, but training goes on: the searcher answers
+    nothing only once it is exhausted (an empty ask would read as 'nothing left')."""
+    searcher = make(tiny_causal, vocabulary=["the"])  # every sample is the same prompt
+    while not searcher.exhausted:
+        batch = searcher.ask(3)
+        assert batch or searcher.exhausted
+    assert len(searcher.curve) == SMALL["steps"]
+
+
 def test_same_seed_same_prompts_and_weights(tiny_causal):
     a, b, c = make(tiny_causal, seed=4), make(tiny_causal, seed=4), make(tiny_causal, seed=5)
     assert run(a) == run(b) != run(c)

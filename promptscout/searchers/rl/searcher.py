@@ -216,12 +216,19 @@ class RLSearcher(Searcher):
             if prompt.key not in self._asked:
                 self._asked.add(prompt.key)
                 return [prompt]
-        # Two samples at least: a lone sample's z-scored reward is zero and teaches nothing.
-        for prompt in self._train_step(max(n, 2)):
-            if len(batch) < n and prompt.key not in self._asked:
-                self._asked.add(prompt.key)
-                batch.append(prompt)
-        return batch
+        # Train until a step samples something not scored yet: a sharpened policy often repeats
+        # itself, and an empty answer would read to the campaign as a searcher with nothing left.
+        while self._step < self.config.steps:
+            # Two samples at least: a lone sample's z-scored reward is zero and teaches nothing.
+            for prompt in self._train_step(max(n, 2)):
+                if len(batch) < n and prompt.key not in self._asked:
+                    self._asked.add(prompt.key)
+                    batch.append(prompt)
+            if batch:
+                return batch
+            if every and self._step % every == 0:
+                return self.ask(n)  # the periodic greedy prompt is due
+        return self.ask(n)  # trained: the final greedy prompt
 
     def tell(self, results: Sequence[tuple[Prompt, Evaluation]]) -> None:
         for prompt, evaluation in results:
