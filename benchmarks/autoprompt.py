@@ -31,8 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import bench_config, fmt, prompt_row, score_missing
+
 from promptscout.campaign import Campaign
-from promptscout.config import load_config
 from promptscout.prompts import Prompt, fill_template
 from promptscout.store import Store
 
@@ -40,12 +41,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "sst2-autoprompt.toml"
 RESULTS = Path(__file__).resolve().parent / "results" / "autoprompt.json"
 HAND_WRITTEN = ["{text} It was", "Review: {text}\nSentiment:"]
-
-
-def values(store: Store, prompt: Prompt, split: str, ids: list[str]) -> dict[str, float] | None:
-    """Objective values of a prompt scored without error on all of ``ids``, or None."""
-    found = store.find_evaluation(prompt.key, split, ids)
-    return found.objectives if found is not None and found.ok else None
 
 
 def export_check(export: Path, key: str) -> dict[str, Any]:
@@ -69,13 +64,7 @@ def export_check(export: Path, key: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    config = load_config(EXAMPLE)
-    config.seed = args.seed
-    config.budget.minutes = args.minutes
-    config.store = args.store or str(folder / "autoprompt-bench.db")
-    config.export = str(Path(config.store).with_suffix(".json"))
-    if Path(config.store).exists():
-        raise SystemExit(f"error: {config.store} exists; give a new --store path")
+    config = bench_config(EXAMPLE, args, folder, "autoprompt-bench")
     started = time.perf_counter()
     with Store(config.store_path) as store:
         campaign = Campaign(config, store)
@@ -88,20 +77,12 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             best = result.leaderboard[0]
             words = campaign.task.label_words
             hand = [Prompt(t, words, metadata={"searcher": "hand-written"}) for t in HAND_WRITTEN]
-            todo = [p for p in hand if values(store, p, "test", test_ids) is None]
-            by_key = {p.key: p for p in hand}
-            for evaluation in campaign.evaluator.iter_evaluate(todo, "test", test_ids):
-                store.add_evaluation(by_key[evaluation.prompt_key], "hand-written", evaluation)
+            score_missing(campaign.evaluator, store, hand, "test", test_ids, "hand-written")
             history = searcher.history
         finally:
             campaign.close()
         rows = [
-            {
-                "name": name,
-                "prompt": prompt.to_dict(),
-                "dev": values(store, prompt, "dev", dev_ids),
-                "test": values(store, prompt, "test", test_ids),
-            }
+            prompt_row(store, name, prompt, dev_ids, test_ids)
             for name, prompt in [("found", best.prompt)]
             + [(f"hand-written {i}", p) for i, p in enumerate(hand, start=1)]
         ]
@@ -139,10 +120,6 @@ def shown(prompt: Prompt) -> str:
     fields = {f: "{" + f + "}" for f in prompt.fields}
     text = fill_template(prompt.template, fields, prompt.triggers)
     return f"{text!r} [{'/'.join(prompt.label_words)}]"
-
-
-def fmt(values: dict[str, float] | None, name: str) -> str:
-    return f"{values[name]:.4f}" if values else "-"
 
 
 def print_table(report: dict[str, Any]) -> None:

@@ -28,8 +28,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from common import bench_config, fmt, prompt_row, score_missing
+
 from promptscout.campaign import Campaign
-from promptscout.config import load_config
 from promptscout.leaderboard import describe
 from promptscout.prompts import Prompt
 from promptscout.searchers import SearchContext, create_searcher
@@ -40,34 +41,14 @@ RESULTS = Path(__file__).resolve().parent / "results" / "bayesian.json"
 REQUIRED_GAIN = 0.03
 
 
-def values(store: Store, prompt: Prompt, split: str, ids: list[str]) -> dict[str, float] | None:
-    """Objective values of a prompt scored without error on all of ``ids``, or None."""
-    found = store.find_evaluation(prompt.key, split, ids)
-    return found.objectives if found is not None and found.ok else None
-
-
 def row(
     store: Store, name: str, prompt: Prompt, searcher: str, dev: list[str], test: list[str]
 ) -> dict[str, Any]:
-    return {
-        "name": name,
-        "searcher": searcher,
-        "key": prompt.key,
-        "prompt": prompt.to_dict(),
-        "dev": values(store, prompt, "dev", dev),
-        "test": values(store, prompt, "test", test),
-    }
+    return prompt_row(store, name, prompt, dev, test, searcher=searcher)
 
 
 def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    config = load_config(EXAMPLE)
-    config.seed = args.seed
-    config.budget.minutes = args.minutes
-    config.budget.examples = args.examples
-    config.store = args.store or str(folder / "bayesian-bench.db")
-    config.export = str(Path(config.store).with_suffix(".json"))
-    if Path(config.store).exists():
-        raise SystemExit(f"error: {config.store} exists; give a new --store path")
+    config = bench_config(EXAMPLE, args, folder, "bayesian-bench")
     started = time.perf_counter()
     with Store(config.store_path) as store:
         campaign = Campaign(config, store)
@@ -85,11 +66,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             front = bayesian.pareto_front()  # best first
             own_key = front[0] if front else best.prompt.key
             # Test scores for the pool and, when another searcher won, the bayesian's own best.
-            wanted = {p.key: p for p in [*pool, prompts[own_key][0]]}
-            todo = [p for p in wanted.values() if values(store, p, "test", test_ids) is None]
-            for evaluation in campaign.evaluator.iter_evaluate(todo, "test", test_ids):
-                prompt = wanted[evaluation.prompt_key]
-                store.add_evaluation(prompt, prompts[prompt.key][1], evaluation)
+            wanted = [*pool, prompts[own_key][0]]
+            score_missing(campaign.evaluator, store, wanted, "test", test_ids)
             trials = bayesian.study.get_trials(deepcopy=False)
         finally:
             campaign.close()
@@ -126,10 +104,6 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "passed": found_test - best_hand_test >= REQUIRED_GAIN,
         "seconds": round(time.perf_counter() - started, 1),
     }
-
-
-def fmt(values: dict[str, float] | None, name: str) -> str:
-    return f"{values[name]:.4f}" if values else "-"
 
 
 def print_table(report: dict[str, Any]) -> None:

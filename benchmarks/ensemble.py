@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import bench_config
+
 from promptscout.campaign import Campaign
-from promptscout.config import load_config
 from promptscout.leaderboard import LeaderboardEntry, build_leaderboard, describe
 from promptscout.store import Store
 
@@ -49,13 +50,7 @@ def row(entry: LeaderboardEntry) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    config = load_config(EXAMPLE)
-    config.seed = args.seed
-    config.budget.minutes = args.minutes
-    config.store = args.store or str(folder / "ensemble-bench.db")
-    config.export = str(Path(config.store).with_suffix(".json"))
-    if Path(config.store).exists():
-        raise SystemExit(f"error: {config.store} exists; give a new --store path")
+    config = bench_config(EXAMPLE, args, folder, "ensemble-bench")
     started = time.perf_counter()
     with Store(config.store_path) as store:
         campaign = Campaign(config, store)

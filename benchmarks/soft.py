@@ -28,10 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bayesian import fmt, values  # objective values of a stored evaluation, and their format
+from common import bench_config, fmt, prompt_row, score_missing
 
 from promptscout.campaign import Campaign
-from promptscout.config import load_config
 from promptscout.leaderboard import describe
 from promptscout.prompts import Prompt
 from promptscout.searchers import SearchContext, create_searcher
@@ -42,16 +41,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    config = load_config(EXAMPLE)
-    config.seed = args.seed
-    config.budget.minutes = args.minutes
-    config.store = args.store or str(folder / "soft-bench.db")
-    config.export = str(Path(config.store).with_suffix(".json"))
+    config = bench_config(EXAMPLE, args, folder, "soft-bench")
     soft_spec = next(s for s in config.searchers if s.type == "soft")
     if args.parametric:
         soft_spec.options["parametric"] = "final_norm"
-    if Path(config.store).exists():
-        raise SystemExit(f"error: {config.store} exists; give a new --store path")
     started = time.perf_counter()
     with Store(config.store_path) as store:
         campaign = Campaign(config, store, progress=False)
@@ -66,24 +59,14 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             context = SearchContext(campaign.task, campaign.task.label_words, 0)
             pool = create_searcher("manual", manual_spec.options, context).ask(10**6)
             best_soft = next(p for p, _ in prompts.values() if p.soft == soft.best["digest"])
-            wanted = {p.key: p for p in [best_soft, *pool]}
-            todo = [p for p in wanted.values() if values(store, p, "test", test_ids) is None]
             test_started = time.perf_counter()
-            for evaluation in campaign.evaluator.iter_evaluate(todo, "test", test_ids):
-                prompt = wanted[evaluation.prompt_key]
-                store.add_evaluation(prompt, prompts[prompt.key][1], evaluation)
+            score_missing(campaign.evaluator, store, [best_soft, *pool], "test", test_ids)
             test_seconds = time.perf_counter() - test_started
         finally:
             campaign.close()
 
         def row(name: str, prompt: Prompt) -> dict[str, Any]:
-            return {
-                "name": name,
-                "key": prompt.key,
-                "prompt": prompt.to_dict(),
-                "dev": values(store, prompt, "dev", dev_ids),
-                "test": values(store, prompt, "test", test_ids),
-            }
+            return prompt_row(store, name, prompt, dev_ids, test_ids)
 
         rows = [row("soft (best by dev CE)", prompts[best_soft.key][0])]
         rows += [row(f"hand-written {i}", p) for i, p in enumerate(pool, start=1)]
