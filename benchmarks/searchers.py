@@ -85,8 +85,8 @@ from typing import Any
 
 import numpy as np
 
-# Run as a script, benchmarks/ is on the path: the Bayesian benchmark's helpers are shared.
-from bayesian import values  # objective values of a stored evaluation
+# Run as a script, benchmarks/ is on the path: the benchmarks' shared helpers.
+from common import values  # objective values of a stored evaluation
 from searcher_options import PARTS, SIZES, Size, internal_train_reads, searcher_options
 from searcher_report import write_outputs
 
