@@ -36,11 +36,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Run as a script, benchmarks/ is on the path: the Bayesian benchmark's helpers are shared.
-from bayesian import fmt, values  # objective values of a stored evaluation, and their format
+from common import bench_config, fmt, prompt_row, score_missing, values
 
 from promptscout.campaign import Campaign
-from promptscout.config import load_config
 from promptscout.leaderboard import describe
 from promptscout.prompts import Prompt
 from promptscout.store import Store
@@ -52,15 +50,8 @@ REQUIRED_GAIN = 0.03
 
 def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     example = ROOT / "examples" / EXAMPLES[args.task]
-    config = load_config(example)
-    config.seed = args.seed
-    config.budget.minutes = args.minutes
-    config.budget.examples = args.examples
+    config = bench_config(example, args, folder, "evolutionary-bench")
     config.searchers[0].options["algorithm"] = args.algorithm
-    config.store = args.store or str(folder / "evolutionary-bench.db")
-    config.export = str(Path(config.store).with_suffix(".json"))
-    if Path(config.store).exists():
-        raise SystemExit(f"error: {config.store} exists; give a new --store path")
     started = time.perf_counter()
     with Store(config.store_path) as store:
         campaign = Campaign(config, store)
@@ -79,21 +70,12 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             full = [p for p in first if dev_ce[p.key]]
             chosen_prompt = min(full, key=lambda p: dev_ce[p.key]["cross_entropy"])
             wanted = first if args.oracle else [chosen_prompt]
-            todo = [p for p in wanted if values(store, p, "test", test_ids) is None]
-            by_key = {p.key: p for p in todo}
-            for evaluation in campaign.evaluator.iter_evaluate(todo, "test", test_ids):
-                store.add_evaluation(by_key[evaluation.prompt_key], searcher.name, evaluation)
+            score_missing(campaign.evaluator, store, wanted, "test", test_ids)
         finally:
             campaign.close()
 
         def row(name: str, prompt: Prompt) -> dict[str, Any]:
-            return {
-                "name": name,
-                "key": prompt.key,
-                "prompt": prompt.to_dict(),
-                "dev": values(store, prompt, "dev", dev_ids),
-                "test": values(store, prompt, "test", test_ids),
-            }
+            return prompt_row(store, name, prompt, dev_ids, test_ids)
 
         rows = [row("winner", winner)] + [row(f"initial {i}", p) for i, p in enumerate(first, 1)]
     initial = rows[1:]
