@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from promptscout.errors import PromptscoutError
 from promptscout.model.gradients import LOSSES
-from promptscout.prompts import LABEL_SLOT, TRIGGER, fill_template
+from promptscout.prompts import LABEL_SLOT, TRIGGER, Prompt, fill_template
 from promptscout.searchers.base import SearcherConfig
+from promptscout.searchers.parts import compose_template
+
+if TYPE_CHECKING:
+    from promptscout.tasks import Task
 
 DEFAULT_TRIGGERS = 5
 
@@ -116,6 +121,29 @@ class TriggerTemplate:
         self.slots = len(self.pieces) - 1
         if self.slots < 1:
             raise PromptscoutError(f"autoprompt: template {template!r} has no [T] slot")
+
+    @classmethod
+    def for_task(
+        cls, template: str, slots: int, task: Task, label_words: Sequence[str], searcher: str
+    ) -> TriggerTemplate:
+        """The trigger template a white-box searcher fills on ``task``: ``template``, or the
+        task's input fields followed by ``slots`` trigger slots when it is empty.
+
+        Raises:
+            PromptscoutError: the task is not a classification task with train examples (the
+                searcher learns from train labels), or the template does not fit it.
+        """
+        if task.kind != "classification":
+            raise PromptscoutError(
+                f"{searcher} searches label-word prompts; task '{task.name}' is {task.kind}"
+            )
+        if not task.train:
+            raise PromptscoutError(f"{searcher} needs train examples; task '{task.name}' has none")
+        fields = {name: "" for name in task.input_fields}
+        text = template or compose_template(fields, TRIGGER * slots, " ")
+        made = cls(text)
+        Prompt(text, tuple(label_words), triggers=("x",) * made.slots).check_task(task)
+        return made
 
     def slot_texts(self, token_texts: Sequence[str]) -> tuple[str, ...]:
         """The text that fills each slot, from its token's own text."""

@@ -11,7 +11,7 @@ import numpy as np
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation
 from promptscout.model.base import continuation
-from promptscout.prompts import LABEL_SLOT, TRIGGER, Prompt
+from promptscout.prompts import LABEL_SLOT, Prompt
 from promptscout.searchers.autoprompt.config import (
     DEFAULT_TRIGGERS,
     AutoPromptConfig,
@@ -19,7 +19,6 @@ from promptscout.searchers.autoprompt.config import (
 )
 from promptscout.searchers.autoprompt.labels import class_margins, pick_label_words, train_probe
 from promptscout.searchers.base import SearchContext, Searcher, track_best
-from promptscout.searchers.random_search import compose_template
 
 if TYPE_CHECKING:
     from promptscout.model import LanguageModel
@@ -69,21 +68,12 @@ class AutoPromptSearcher(Searcher):
 
     def __init__(self, config: AutoPromptConfig, context: SearchContext) -> None:
         super().__init__(config, context)
-        task = context.task
-        if task.kind != "classification":
-            raise PromptscoutError(
-                f"autoprompt searches label-word prompts; task '{task.name}' is {task.kind}"
-            )
-        if not task.train:
-            raise PromptscoutError(f"autoprompt needs train examples; task '{task.name}' has none")
-        template = config.template or compose_template(
-            {name: "" for name in task.input_fields},
-            TRIGGER * (config.num_triggers or DEFAULT_TRIGGERS),
-            " ",
-        )
-        self.template = TriggerTemplate(template)
-        Prompt(template, context.label_words, triggers=("x",) * self.template.slots).check_task(
-            task
+        self.template = TriggerTemplate.for_task(
+            config.template,
+            config.num_triggers or DEFAULT_TRIGGERS,
+            context.task,
+            context.label_words,
+            "autoprompt",
         )
         self._rng = np.random.default_rng(context.seed)
         self._started = False

@@ -10,10 +10,9 @@ import numpy as np
 
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation
-from promptscout.prompts import TRIGGER, Prompt
+from promptscout.prompts import Prompt
 from promptscout.searchers.autoprompt.config import TriggerTemplate
 from promptscout.searchers.base import SearchContext, Searcher, track_best
-from promptscout.searchers.random_search import compose_template
 from promptscout.searchers.rl.config import DEFAULT_TOKENS, RLConfig, reward, z_scores
 from promptscout.soft import pack_array, unpack_array
 
@@ -56,23 +55,10 @@ class RLSearcher(Searcher):
 
     def __init__(self, config: RLConfig, context: SearchContext) -> None:
         super().__init__(config, context)
-        task = context.task
-        if task.kind != "classification":
-            raise PromptscoutError(
-                f"rl writes label-word prompts; task '{task.name}' is {task.kind}"
-            )
-        if not task.train:
-            raise PromptscoutError(
-                f"rl needs train examples for its reward; task '{task.name}' has none"
-            )
-        template = config.template or compose_template(
-            {name: "" for name in task.input_fields},
-            TRIGGER * (config.tokens or DEFAULT_TOKENS),
-            " ",
-        )
-        self.template = TriggerTemplate(template)
         self._words = tuple(context.label_words)
-        Prompt(template, self._words, triggers=("x",) * self.template.slots).check_task(task)
+        self.template = TriggerTemplate.for_task(
+            config.template, config.tokens or DEFAULT_TOKENS, context.task, self._words, "rl"
+        )
         self._rng = np.random.default_rng(context.seed)
         self._step = 0
         self._final = False  # the last greedy prompt was asked
