@@ -19,6 +19,7 @@ from promptscout.searchers.autoprompt.config import (
 )
 from promptscout.searchers.autoprompt.labels import class_margins, pick_label_words, train_probe
 from promptscout.searchers.base import SearchContext, Searcher, track_best
+from promptscout.searchers.stream import ExampleStream
 
 if TYPE_CHECKING:
     from promptscout.model import LanguageModel
@@ -80,8 +81,7 @@ class AutoPromptSearcher(Searcher):
         self._tokens: list[int] = []  # the current trigger token per slot
         self._words: tuple[str, ...] = tuple(context.label_words)
         self._step = 0
-        self._stream: list[int] = []  # a permutation of the train examples, drawn in order
-        self._cursor = 0
+        self._stream = ExampleStream(len(context.task.train))
         self._asked: dict[str, list[int]] = {}  # prompt key -> its trigger tokens
         self._best: dict[str, Any] | None = None
         self._history: list[dict[str, Any]] = []
@@ -228,16 +228,7 @@ class AutoPromptSearcher(Searcher):
         """The next ``m`` distinct train examples (at most the split) of a shuffled stream: each
         step reads examples the previous ones did not, as far as the split allows."""
         train = self.context.task.train
-        out: list[int] = []
-        while len(out) < min(m, len(train)):
-            if self._cursor >= len(self._stream):
-                self._stream = [int(i) for i in self._rng.permutation(len(train))]
-                self._cursor = 0
-            index = self._stream[self._cursor]
-            self._cursor += 1
-            if index not in out:  # across a reshuffle, an example may come round again
-                out.append(index)
-        return [train[i] for i in out]
+        return [train[i] for i in self._stream.draw(m, self._rng, distinct=True)]
 
     def _search_step(self, model: LanguageModel) -> bool:
         """One HotFlip step on one slot; True when a swap was accepted."""
@@ -340,8 +331,8 @@ class AutoPromptSearcher(Searcher):
             "label_words": list(self._words),
             "step": self._step,
             "rng": self._rng.bit_generator.state,
-            "stream": self._stream,
-            "cursor": self._cursor,
+            "stream": self._stream.order,
+            "cursor": self._stream.cursor,
             "asked": self._asked,
             "best": self._best,
             "history": self._history,
@@ -358,8 +349,7 @@ class AutoPromptSearcher(Searcher):
         self._words = tuple(state["label_words"])
         self._step = int(state["step"])
         self._rng.bit_generator.state = state["rng"]
-        self._stream = [int(i) for i in state["stream"]]
-        self._cursor = int(state["cursor"])
+        self._stream.load(state["stream"], state["cursor"])
         self._asked = {k: [int(t) for t in v] for k, v in state["asked"].items()}
         self._best = state["best"]
         self._history = list(state["history"])

@@ -14,6 +14,7 @@ from promptscout.prompts import Prompt
 from promptscout.searchers.autoprompt.config import TriggerTemplate
 from promptscout.searchers.base import SearchContext, Searcher, track_best
 from promptscout.searchers.rl.config import DEFAULT_TOKENS, RLConfig, reward, z_scores
+from promptscout.searchers.stream import ExampleStream
 from promptscout.soft import pack_array, unpack_array
 
 if TYPE_CHECKING:
@@ -62,8 +63,7 @@ class RLSearcher(Searcher):
         self._rng = np.random.default_rng(context.seed)
         self._step = 0
         self._final = False  # the last greedy prompt was asked
-        self._stream: list[int] = []
-        self._cursor = 0
+        self._stream = ExampleStream(len(context.task.train))
         self._asked: set[str] = set()
         self._curve: list[list[float]] = []
         self._history: list[dict[str, Any]] = []
@@ -146,16 +146,7 @@ class RLSearcher(Searcher):
     def _draw(self, m: int) -> list[Example]:
         """The next ``m`` (at most the split) train examples of a shuffled stream."""
         train = self.context.task.train
-        m = min(m, len(train))
-        out: list[int] = []
-        while len(out) < m:
-            if self._cursor >= len(self._stream):
-                self._stream = [int(i) for i in self._rng.permutation(len(train))]
-                self._cursor = 0
-            take = min(m - len(out), len(self._stream) - self._cursor)
-            out += self._stream[self._cursor : self._cursor + take]
-            self._cursor += take
-        return [train[i] for i in out]
+        return [train[i] for i in self._stream.draw(m, self._rng)]
 
     def _train_step(self, n: int) -> list[Prompt]:
         cfg, policy = self.config, self.policy()
@@ -231,8 +222,8 @@ class RLSearcher(Searcher):
             "step": self._step,
             "final": self._final,
             "rng": self._rng.bit_generator.state,
-            "stream": self._stream,
-            "cursor": self._cursor,
+            "stream": self._stream.order,
+            "cursor": self._stream.cursor,
             "asked": sorted(self._asked),
             "best": self._best,
             "history": self._history,
@@ -255,8 +246,7 @@ class RLSearcher(Searcher):
         self._step = int(state["step"])
         self._final = bool(state["final"])
         self._rng.bit_generator.state = state["rng"]
-        self._stream = [int(i) for i in state["stream"]]
-        self._cursor = int(state["cursor"])
+        self._stream.load(state["stream"], state["cursor"])
         self._asked = set(state["asked"])
         self._best = state["best"]
         self._history = [dict(h) for h in state["history"]]
