@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -69,20 +69,11 @@ class LocalEvaluator(Evaluator):
         progress: ProgressCallback | None = None,
     ) -> Iterator[Evaluation]:
         examples = self.task.examples(split, example_ids)
-        ids = tuple(e.id for e in examples)
-        rendered: list[tuple[Prompt, list[str]]] = []
-        for prompt in prompts:
-            try:
-                rendered.append((prompt, render_texts(self.task, prompt, examples)))
-            except (PromptscoutError, KeyError) as exc:
-                yield Evaluation(prompt.key, split, ids, error=f"cannot render: {exc}")
-                continue
-            if prompt.soft:
-                try:
-                    self._soft_tensors(prompt)
-                except PromptscoutError as exc:
-                    rendered.pop()
-                    yield Evaluation(prompt.key, split, ids, error=str(exc))
+        # A soft prompt whose tensors cannot be found fails alone, like one that cannot render.
+        rendered, failed = render_prompts(
+            self.task, prompts, split, examples, check=lambda p: p.soft and self._soft_tensors(p)
+        )
+        yield from failed
         for chunk in self._chunks(rendered, len(examples)):
             yield from self._score_chunk(chunk, split, examples, progress)
 
@@ -221,6 +212,35 @@ def render_texts(task: Task, prompt: Prompt, examples: Sequence[Example]) -> lis
     prompt.check_task(task)
     demos = [task.example(i) for i in prompt.demos]
     return [prompt.render(e, demos) for e in examples]
+
+
+def render_prompts(
+    task: Task,
+    prompts: Sequence[Prompt],
+    split: str,
+    examples: Sequence[Example],
+    check: Callable[[Prompt], object] | None = None,
+) -> tuple[list[tuple[Prompt, list[str]]], list[Evaluation]]:
+    """Each prompt with its rendered texts, and a failed evaluation (in prompt order) for each
+    prompt that cannot be rendered on ``examples`` or that ``check`` refuses with a
+    :class:`PromptscoutError`: it fails alone, before any model call."""
+    ids = tuple(e.id for e in examples)
+    rendered: list[tuple[Prompt, list[str]]] = []
+    failed: list[Evaluation] = []
+    for prompt in prompts:
+        try:
+            texts = render_texts(task, prompt, examples)
+        except (PromptscoutError, KeyError) as exc:
+            failed.append(Evaluation(prompt.key, split, ids, error=f"cannot render: {exc}"))
+            continue
+        try:
+            if check is not None:
+                check(prompt)
+        except PromptscoutError as exc:
+            failed.append(Evaluation(prompt.key, split, ids, error=str(exc)))
+            continue
+        rendered.append((prompt, texts))
+    return rendered, failed
 
 
 def objective_values(

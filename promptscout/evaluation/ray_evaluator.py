@@ -26,7 +26,7 @@ import numpy as np
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
 from promptscout.evaluation.cache import ScoreCache, generation_variant, label_variant
-from promptscout.evaluation.local import objective_values, render_texts
+from promptscout.evaluation.local import objective_values, render_prompts
 from promptscout.evaluation.ray_cluster import check_resources, connect_ray, reason
 from promptscout.evaluation.ray_worker import ScoringWorker, plain_example, task_header
 from promptscout.objectives import Objective
@@ -217,12 +217,8 @@ class RayEvaluator(Evaluator):
         ids = tuple(e.id for e in examples)
         if not ids:
             raise PromptscoutError("Ray evaluator: no examples to score")
-        rendered: list[tuple[Prompt, list[str]]] = []
-        for prompt in prompts:
-            try:
-                rendered.append((prompt, render_texts(self.task, prompt, examples)))
-            except (PromptscoutError, KeyError) as exc:
-                yield Evaluation(prompt.key, split, ids, error=f"cannot render: {exc}")
+        rendered, failed = render_prompts(self.task, prompts, split, examples)
+        yield from failed
         units = self._units(rendered, len(ids))
         # Finished prompts are yielded in the order the local evaluator yields them (units come
         # back in any order): the store then holds the same rows in the same order, and ties
