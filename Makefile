@@ -47,8 +47,8 @@ bench-quality: install
 	$(PY) benchmarks/ensemble.py
 
 # Searchers at an equal budget on SST-2, MR, SST-5 and AG News over 3 split seeds, against
-# hand-written and ICL baselines (small: the 4 black-box searchers, about 13 minutes on 2 CPU
-# cores; CONFIG=full: all 7, for a GPU machine or a Ray cluster).
+# hand-written and ICL baselines (small: manual, evolutionary and Bayesian, about 26 minutes on
+# 2 CPU cores; CONFIG=full: all 7, for a GPU machine or a Ray cluster).
 CONFIG ?= small
 bench-search: install
 	$(PY) benchmarks/searchers.py --config $(CONFIG)

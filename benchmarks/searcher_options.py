@@ -13,7 +13,9 @@ from typing import Any
 
 TASKS = ("sst-2", "mr", "sst-5", "agnews")
 SEARCHERS = ("manual", "random", "autoprompt", "rl", "evolutionary", "bayesian", "soft")
-BLACK_BOX = ("manual", "random", "evolutionary", "bayesian")
+# What fits the small configuration's 30 minutes (see benchmarks/searchers.py): the hand-written
+# pool (cheap) and the two strongest black-box searchers of a measured one-seed pilot.
+SMALL = ("manual", "evolutionary", "bayesian")
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,9 @@ class Size:
         tasks: Bundled task names.
         seeds: Few-shot split seeds (``[task] split_seed``).
         searchers: Searchers compared (each alone in its campaign).
-        dev_passes: Search budget per campaign, in passes over the task's dev split
-            (``[budget] examples = dev_passes * len(dev)``; the same for every searcher).
+        dev_examples: Search budget per campaign, in scored dev examples (``[budget] examples``;
+            the same for every searcher and task: 12 passes over SST-2's 32 dev examples, about
+            5 over SST-5's 80).
         test_size: Examples of the fixed seeded test subset (0: the whole test split).
         top_k: Finalists re-scored on test and pooled by the ``average`` ensemble.
         campaign_minutes: ``[budget] minutes`` per campaign: a safety cap (the stop reason
@@ -110,7 +113,7 @@ class Size:
     tasks: tuple[str, ...]
     seeds: tuple[int, ...]
     searchers: tuple[str, ...]
-    dev_passes: int
+    dev_examples: int
     test_size: int
     top_k: int
     campaign_minutes: float
@@ -118,10 +121,10 @@ class Size:
 
 
 SIZES = {
-    "small": Size(TASKS, (13, 42, 87), BLACK_BOX, 4, 100, 2, 2.0, 26.0),
-    "full": Size(TASKS, (13, 42, 87), SEARCHERS, 30, 0, 3, 20.0, 10_000.0),
+    "small": Size(TASKS, (13, 42, 87), SMALL, 384, 200, 2, 5.0, 28.0),
+    "full": Size(TASKS, (13, 42, 87), SEARCHERS, 2000, 0, 3, 20.0, 10_000.0),
     # The smoke test's size (tests/test_bench_searchers.py), for the tiny random model.
-    "tiny": Size(("sst-2",), (13, 42), ("random", "soft"), 2, 8, 2, 1.0, 5.0),
+    "tiny": Size(("sst-2",), (13, 42), ("random", "soft"), 64, 8, 2, 1.0, 5.0),
 }
 
 

@@ -132,8 +132,9 @@ def markdown(
         "",
         f"Config `{config}`: tasks {', '.join(size.tasks)}; split seeds "
         f"{', '.join(map(str, size.seeds))}; searchers {', '.join(size.searchers)}; budget "
-        f"{size.dev_passes} dev passes per campaign (dev = 16 x classes examples); racing on; "
-        f"ranked by dev cross-entropy; top {size.top_k} re-scored on {test} test examples "
+        f"{size.dev_examples} scored dev examples per campaign (dev = 16 x classes examples); "
+        f"campaign seed = split seed; racing on; ranked by dev cross-entropy; top {size.top_k} "
+        f"re-scored on {test} test examples "
         f"(seeded, the same for every row); ensemble = the leaderboard's `average` of the "
         f"finalists. Wall time {seconds / 60:.1f} min.",
         "",

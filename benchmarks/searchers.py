@@ -2,9 +2,11 @@
 
 For each task and split seed (``[task] split_seed``) it runs one campaign per searcher, the
 searcher alone, on the embedded SmolLM2-135M-Instruct, all with the same search budget
-(``[budget] examples`` = ``dev_passes`` x the dev split's size: 16 x classes examples), ranked by
-dev cross-entropy (dev accuracy on 32-80 examples moves in steps of 1-3 points and ties), with
-the top ``top_k`` re-scored on test and pooled by the leaderboard's ``average`` ensemble. Per
+(``[budget] examples``: ``dev_examples`` scored dev examples, the same for every task; the dev
+splits hold 16 x classes examples) and with the split seed as campaign seed (so the standard
+deviation over seeds holds both the split's and the searcher's own randomness), ranked by dev
+cross-entropy (dev accuracy on 32-80 examples moves in steps of 1-3 points and ties), with the
+top ``top_k`` re-scored on test and pooled by the leaderboard's ``average`` ensemble. Per
 (task, method, seed) it records the test accuracy of the campaign's selected prompt (best by
 dev) and of the ensemble, the dev examples scored (the budget's count), the white-box searchers'
 internal train reads (reconstructed from their state: see ``internal_train_reads``) and the
@@ -31,39 +33,34 @@ It prints a markdown table (with the command) and writes, under benchmarks/resul
 (mean and standard deviation over seeds) and ``searchers-<config>.md``, rewritten after every
 (seed, task) cell so an interrupted run keeps what it measured. Acceptance: on at least 3 of the
 4 tasks the best searcher (by mean test accuracy of its selected prompt) beats both baselines.
+Every budget counts examples, not minutes (the minutes are a safety cap whose binding shows in
+the CSV's stop reason), so a re-run on the same machine scores the same prompts.
 
-Arithmetic for ``--config small`` on 2 CPU cores (the embedded model scores ~25 zero-shot
-examples/s on long batches, and shared demonstration prefixes cost little; racing's small search
-batches run nearer ~12/s). The dev splits hold 32 + 32 + 80 + 64 = 208 examples per seed.
-All 7 searchers, 3 seeds, 300-example test subsets and 2 finalists would need 7 x 4 x 3 x
-(2 x 300) = 50,400 test scorings alone, ~34 minutes, before any search. So the small config:
+Arithmetic for ``--config small`` on 2 CPU cores, from a measured one-seed pilot (12 dev passes
+per campaign, 200 test examples, manual + random + evolutionary + Bayesian: 14.6 minutes for the
+seed). A black-box campaign costs ~35 s on SST-2/MR, ~60 s on SST-5 and ~100 s on AG News at
+12 passes (news texts are twice as long), about half of it the two finalists' 400 test
+scorings; the baselines ~130 s per seed in all. Three seeds of that are ~44 minutes, so the
+small config:
 
-* keeps the 4 tasks and 3 seeds (13, 42, 87) and the 4 black-box searchers (manual, random,
-  evolutionary, bayesian). autoprompt, rl and soft are left out: each also trains on the train
-  split for a minute or more per campaign (soft: ~30 s per epoch on SST-2; autoprompt: a
-  gradient batch plus candidates x re-scoring examples per step; rl: prompts x reward examples
-  per step), and 36 more campaigns do not fit; ``--searchers autoprompt,rl,soft`` runs them at
-  ``small``'s reduced iterations, ``--config full`` at their example campaigns';
-* search: 4 dev passes per campaign (SST-2/MR 128, SST-5 320, AG News 256 dev examples). A
-  campaign sizes an ask to what the budget still allows on the whole split, and the first batch
-  (no incumbent yet) is scored on all of it, so composing searchers ask 2 prompts a round: 2
-  passes for the first pair, the rest raced (8, 16, ... examples) against the incumbent.
-  4 searchers x 4 x 208 = 3,328 dev examples per seed, ~4.6 min at ~12/s;
-* test: a 100-example subset: (4 searchers x 2 finalists + ICL + hand-written) x 100 x 4 tasks
-  = 4,000 per seed, ~2.7 min at ~25/s (AG News texts are twice as long: more);
-* the hand-written pool on dev: 3 x 208 = 624 per seed (mostly read again from the cache by the
-  manual searcher), ~0.8 min;
+* keeps the 4 tasks, 3 seeds (13, 42, 87), a 200-example test subset (one accuracy's standard
+  error ~3 points; the subset is shared, so differences between rows are paired) and 2
+  finalists;
+* budgets 384 scored dev examples per campaign for every task (12 passes over SST-2/MR's 32,
+  6 over AG News's 64, ~5 over SST-5's 80), which halves the SST-5 and AG News campaigns;
+* runs the manual searcher (the hand-written pool with a second label-word list, cheap) and
+  the pilot's two strongest searchers, evolutionary and Bayesian. random (the pilot's best on
+  SST-5 and AG News, its worst on MR), autoprompt, rl and soft (each also trains on the train
+  split for a minute or more per campaign) do not fit: ``--searchers
+  manual,random,evolutionary,bayesian,autoprompt,rl,soft`` runs them at ``small``'s reduced
+  iterations, ``--config full`` at their example campaigns';
 
-about 8 minutes per seed, ~24 minutes for three, plus model loading: an upper estimate; the
-measured run took 12.9 minutes (under the heavy-job lock). A guard stops starting new (seed,
-task) cells after 26 minutes (the output says which ran). With 100 test examples one accuracy's
-standard error is ~4-5 points. Every campaign has campaign seed 0, so a searcher draws the same
-random stream for every split seed: the std over seeds reflects the split (its train and dev
-examples, hence the selection and the demonstrations), not the searcher's own randomness.
+~8.5 minutes per seed, ~26 minutes for three, plus model loading. A guard stops starting new
+(seed, task) cells after 28 minutes (the output says which ran).
 
-``--config full``: all 7 searchers, 30 dev passes (SST-2: 960 dev examples), the whole test
+``--config full``: all 7 searchers, 2,000 scored dev examples per campaign, the whole test
 splits (1,821 / 2,000 / 2,210 / 7,600), 3 finalists, the white-box searchers with their example
-campaigns' iterations: ~84 campaigns with ~7,000 test scorings each, some 200 CPU-hours of
+campaigns' iterations: 84 campaigns with ~7,000 test scorings each, some 200 CPU-hours of
 scoring at this machine's rate: run it on a GPU machine (``--device cuda``) or a Ray cluster
 (``--evaluator ray --workers N [--address ...]`` sets ``[evaluator] type = "ray"``: every
 campaign scores on N model-holding actors; the driver still loads the model for the white-box
@@ -168,7 +165,7 @@ def campaign_data(
 ) -> dict[str, Any]:
     """A campaign file (as parsed TOML) for one searcher on one task and split seed."""
     data: dict[str, Any] = {
-        "campaign": {"name": name, "seed": 0},
+        "campaign": {"name": name, "seed": seed},
         "model": {"name": shared.model_name},
         "task": {"name": task, "split_seed": seed},
         "objective": {"name": OBJECTIVES},
@@ -283,7 +280,7 @@ def run_cell(
     )
     rows.append({**common, "method": "hand-written (best of 3 by dev)", "kind": "baseline", **row})
     rows += [{**common, **r} for r in extra]
-    budget = size.dev_passes * len(task.dev)
+    budget = size.dev_examples
     for name in size.searchers:
         spec = {"type": name, **searcher_options(name, task_name, size_name)}
         data = campaign_data(
@@ -312,8 +309,8 @@ def run(
         size = replace(size, seeds=tuple(int(s) for s in args.seeds.split(",")))
     if args.test_size is not None:
         size = replace(size, test_size=args.test_size)
-    if args.dev_passes is not None:
-        size = replace(size, dev_passes=args.dev_passes)
+    if args.dev_examples is not None:
+        size = replace(size, dev_examples=args.dev_examples)
     if args.tasks:
         size = replace(size, tasks=tuple(args.tasks.split(",")))
     evaluator: dict[str, Any] = {"type": args.evaluator}
@@ -357,7 +354,7 @@ def main(argv: list[str] | None = None, model: LanguageModel | None = None) -> l
         "--config",
         choices=sorted(SIZES),
         default="small",
-        help="small (default, ~13 min on 2 CPU cores) or full; tiny: the smoke test's",
+        help="small (default, ~26 min on 2 CPU cores) or full; tiny: the smoke test's",
     )
     parser.add_argument("--model", default=EMBEDDED_MODEL_NAME)
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
@@ -365,7 +362,9 @@ def main(argv: list[str] | None = None, model: LanguageModel | None = None) -> l
     parser.add_argument("--searchers", default="", help="comma-separated (default: the config's)")
     parser.add_argument("--seeds", default="", help="comma-separated split seeds")
     parser.add_argument("--test-size", type=int, default=None, help="0: the whole test split")
-    parser.add_argument("--dev-passes", type=int, default=None, help="search budget in dev passes")
+    parser.add_argument(
+        "--dev-examples", type=int, default=None, help="search budget in scored dev examples"
+    )
     parser.add_argument("--evaluator", choices=["local", "ray"], default="local")
     parser.add_argument("--workers", type=int, default=2, help="Ray actors (--evaluator ray)")
     parser.add_argument("--address", default="", help="an existing Ray cluster (--evaluator ray)")
