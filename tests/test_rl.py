@@ -106,18 +106,45 @@ def test_untrained_policy_is_the_backbone_restricted_to_the_candidates(tiny_caus
 
 
 def test_policy_learns_a_planted_reward(tiny_causal):
-    """Reward = how many of a prompt's tokens are one planted word: REINFORCE with z-scored
-    rewards makes the greedy prompt all that word."""
+    """Reward = how many of a prompt's tokens are among three planted words: REINFORCE with
+    z-scored rewards makes the greedy prompt exactly those words (no repeats: each once)."""
     policy = policy_on(tiny_causal, learning_rate=0.02)
     rng = np.random.default_rng(1)
-    planted = policy.candidates[7]
+    planted = set(policy.candidates[5:8])
     before = policy.sample(1, 3, rng, greedy=True)[0][0]
     for _ in range(40):
-        tokens, states = policy.sample(8, 3, rng)
-        rewards = [row.count(planted) for row in tokens]
+        tokens, states = policy.sample(16, 3, rng)
+        rewards = [sum(t in planted for t in row) for row in tokens]
         policy.update(states, tokens, z_scores(rewards))
     after = policy.sample(1, 3, rng, greedy=True)[0][0]
-    assert before.count(planted) < 3 and after == [planted] * 3
+    assert set(before) != planted and set(after) == planted
+
+
+def test_prompts_repeat_no_token_unless_allowed(tiny_causal):
+    rng = np.random.default_rng(0)
+    policy = policy_on(tiny_causal)
+    # A planted preference for one word: without the mask it would fill every slot.
+    with torch.no_grad():
+        policy.params["b2"][3] = 50.0
+    tokens, states = policy.sample(16, 6, rng)
+    assert all(len(set(row)) == 6 for row in tokens)
+    assert all(row[0] == policy.candidates[3] for row in tokens)
+    policy.update(states, tokens, z_scores(range(16)))  # masked log-probs stay finite
+    assert all(torch.isfinite(v).all() for v in policy.params.values())
+    repeating = policy_on(tiny_causal, repeats=True)
+    with torch.no_grad():
+        repeating.params["b2"][3] = 50.0
+    assert repeating.sample(2, 6, rng)[0] == [[policy.candidates[3]] * 6] * 2
+    with pytest.raises(PromptscoutError, match="at least 41 candidate"):
+        policy.sample(1, 41, rng)
+
+
+def test_prior_zero_starts_uniform_over_the_candidates(tiny_causal):
+    policy = policy_on(tiny_causal, prior=0.0)
+    _, states = policy.sample(2, 2, np.random.default_rng(0))
+    with torch.no_grad():
+        logits = policy.logits(states)
+    assert torch.allclose(logits, torch.zeros_like(logits))
 
 
 def test_policy_state_round_trip_is_exact(tiny_causal):
@@ -164,7 +191,7 @@ def test_trains_asks_greedy_prompts_then_is_exhausted(tiny_causal):
 def test_a_policy_that_repeats_itself_still_trains_every_step(tiny_causal):
     """Samples already scored are not asked again, but training goes on: the searcher answers
     nothing only once it is exhausted (an empty ask would read as 'nothing left')."""
-    searcher = make(tiny_causal, vocabulary=["the"])  # every sample is the same prompt
+    searcher = make(tiny_causal, vocabulary=["the"], repeats=True)  # always the same prompt
     while not searcher.exhausted:
         batch = searcher.ask(3)
         assert batch or searcher.exhausted

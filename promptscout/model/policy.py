@@ -2,15 +2,21 @@
 al. 2022).
 
 The policy writes ``k`` tokens after a fixed context (e.g. ``"Prompt:"``). At each step the
-frozen backbone reads the context and the tokens written so far; the head, a two-layer MLP, adds
-its output to the backbone's last hidden state, and the backbone's own output head turns the sum
-into logits over a candidate vocabulary::
+frozen backbone reads the context and the tokens written so far; its last hidden state ``h``
+gives the backbone's own logits over a candidate vocabulary, and the head, a two-layer MLP over
+``h``, adds a learned logit per candidate::
 
-    logits = W_out[candidates] @ (h + MLP(h))
+    logits = prior * (W_out[candidates] @ h) + MLP(h)
 
-The MLP's last layer starts at zero, so the untrained policy is the backbone's own next-token
-distribution restricted to the candidates, and training only ever moves the head (the backbone
-runs under ``inference_mode``; its weights never receive a gradient).
+The MLP's last layer starts at zero, so the untrained policy is the backbone's next-token
+distribution restricted to the candidates (sharpened or flattened by ``prior``: 0 starts
+uniform), and training only ever moves the head (the backbone runs under ``inference_mode``; its
+weights never receive a gradient). The head writes candidate logits directly rather than a
+correction to ``h`` read through ``W_out`` (RLPrompt's form): a correction to ``h`` moves every
+candidate's logit at once along one direction, and with Adam's sign-like first steps a few dozen
+noisy REINFORCE steps collapsed the policy onto one token (``' to to to to to'``); a logit per
+candidate moves only what the rewards speak about. By default a prompt never repeats a token
+(written tokens are masked), which rules out such degenerate prompts altogether.
 
 The hidden states do not depend on the head, so sampling keeps them and the policy-gradient
 update runs the head alone on them: no second backbone pass. Sampling draws from NumPy's
@@ -49,6 +55,9 @@ class PromptPolicy:
         context: token ids the policy reads before writing (at least one).
         mlp_hidden: width of the head's hidden layer.
         learning_rate: Adam's step size.
+        prior: weight of the backbone's own logits (1: the untrained policy is the backbone's
+            distribution; 0: uniform over the candidates).
+        repeats: whether a prompt may hold a token twice.
         seed: seeds the head's first-layer weights (the second starts at zero).
     """
 
@@ -60,6 +69,8 @@ class PromptPolicy:
         *,
         mlp_hidden: int = 128,
         learning_rate: float = 1e-3,
+        prior: float = 1.0,
+        repeats: bool = False,
         seed: int = 0,
     ) -> None:
         self.model = _causal(model)
@@ -75,6 +86,8 @@ class PromptPolicy:
                 f"rl: model '{model.name}' exposes no decoder body and output head"
             )
         self.candidates = [int(c) for c in candidates]
+        self.prior = float(prior)
+        self.repeats = bool(repeats)
         self.context = [int(c) for c in context]
         self.device = self.model.device
         ids = torch.tensor(self.candidates, dtype=torch.long, device=self.device)
@@ -88,8 +101,9 @@ class PromptPolicy:
         init = {
             "w1": rng.uniform(-bound, bound, (mlp_hidden, width)),
             "b1": np.zeros(mlp_hidden),
-            "w2": np.zeros((width, mlp_hidden)),  # zero: the untrained policy is the backbone
-            "b2": np.zeros(width),
+            # zero: the untrained policy is the (prior-weighted) backbone
+            "w2": np.zeros((len(self.candidates), mlp_hidden)),
+            "b2": np.zeros(len(self.candidates)),
         }
         self.params = {
             k: torch.tensor(v, dtype=torch.float32, device=self.device, requires_grad=True)
@@ -99,12 +113,32 @@ class PromptPolicy:
 
     # -- the policy ----------------------------------------------------------------------------
 
-    def logits(self, states: torch.Tensor) -> torch.Tensor:
-        """Candidate logits ``[..., candidates]`` from backbone hidden states ``[..., hidden]``."""
+    def logits(self, states: torch.Tensor, written: torch.Tensor | None = None) -> torch.Tensor:
+        """Candidate logits ``[..., candidates]`` from backbone hidden states ``[..., hidden]``.
+
+        Args:
+            states: the backbone's hidden states.
+            written: ``[..., candidates]`` booleans, the candidates already in the prompt: masked
+                out unless the policy allows repeats.
+        """
         p = self.params
+        backbone = states @ self._out.T
+        if self._out_bias is not None:
+            backbone = backbone + self._out_bias
         mlp = torch.relu(states @ p["w1"].T + p["b1"]) @ p["w2"].T + p["b2"]
-        out = (states + mlp) @ self._out.T
-        return out if self._out_bias is None else out + self._out_bias
+        out = self.prior * backbone + mlp
+        if written is not None and not self.repeats:
+            out = out.masked_fill(written, float("-inf"))
+        return out
+
+    def _written_masks(self, picks: torch.Tensor) -> torch.Tensor:
+        """``[n, k, candidates]``: at step ``t``, the candidates picked at steps before ``t``."""
+        n, k = picks.shape
+        masks = torch.zeros((n, k, len(self.candidates)), dtype=torch.bool, device=self.device)
+        for t in range(1, k):
+            masks[:, t] = masks[:, t - 1]
+            masks[torch.arange(n), t, picks[:, t - 1]] = True
+        return masks
 
     def _states(self, rows: list[list[int]]) -> torch.Tensor:
         """The backbone's last hidden state after each row (rows of equal length)."""
@@ -128,7 +162,13 @@ class PromptPolicy:
             The token ids (``n`` lists of ``length``) and the hidden states they were drawn from
             (``[n, length, hidden]``, for :meth:`update`).
         """
+        if not self.repeats and length > len(self.candidates):
+            raise PromptscoutError(
+                f"rl: {length} prompt tokens without repeats need at least {length} candidate "
+                f"words; there are {len(self.candidates)}"
+            )
         written: list[list[int]] = [[] for _ in range(n)]
+        used = torch.zeros((n, len(self.candidates)), dtype=torch.bool, device=self.device)
         states = []
         for _ in range(length):
             # Every row has the same length, so no padding; k is small, so recomputing the
@@ -136,7 +176,8 @@ class PromptPolicy:
             h = self._states([self.context + [self.candidates[t] for t in w] for w in written])
             states.append(h)
             with torch.no_grad():
-                logp = torch.log_softmax(self.logits(h).double(), dim=-1).cpu().numpy()
+                logits = self.logits(h, used).double()
+                logp = torch.log_softmax(logits, dim=-1).cpu().numpy()
             if greedy:
                 picks = logp.argmax(axis=1)
             else:
@@ -144,8 +185,9 @@ class PromptPolicy:
                 cdf = np.cumsum(np.exp(logp), axis=1)
                 u = rng.random(n) * cdf[:, -1]
                 picks = np.minimum((cdf < u[:, None]).sum(axis=1), cdf.shape[1] - 1)
-            for w, p in zip(written, picks, strict=True):
+            for row, (w, p) in enumerate(zip(written, picks, strict=True)):
                 w.append(int(p))
+                used[row, int(p)] = True
         tokens = [[self.candidates[t] for t in w] for w in written]
         return tokens, torch.stack(states, dim=1)
 
@@ -173,9 +215,11 @@ class PromptPolicy:
             [[index[t] for t in row] for row in tokens], dtype=torch.long, device=self.device
         )
         adv = torch.tensor(list(advantages), dtype=torch.float32, device=self.device)
-        logp = torch.log_softmax(self.logits(states), dim=-1)  # [n, k, candidates]
+        logits = self.logits(states, self._written_masks(picks))
+        logp = torch.log_softmax(logits, dim=-1)  # [n, k, candidates]; masked: -inf
         chosen = logp.gather(-1, picks[..., None])[..., 0].sum(dim=1)
-        mean_entropy = -(logp.exp() * logp).sum(-1).mean()
+        probs = logp.exp()
+        mean_entropy = -(probs * logp.masked_fill(probs == 0, 0.0)).sum(-1).mean()
         loss = -(adv * chosen).mean() - entropy * mean_entropy
         self.optimizer.zero_grad()
         loss.backward()

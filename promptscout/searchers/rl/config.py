@@ -37,6 +37,9 @@ class RLConfig(SearcherConfig):
             slice of a shuffled stream every step).
         mlp_hidden: Width of the policy head's hidden layer.
         learning_rate: Adam's step size for the head.
+        prior: Weight of the backbone's own next-token logits in the policy (1: it starts as the
+            backbone's distribution over the candidates; 0: uniform, the head alone decides).
+        repeats: Whether a prompt may hold a word twice (off: written words are masked).
         entropy: Weight of an entropy bonus in the policy-gradient loss.
         correct_coeff: Reward per unit of probability gap when the prediction is right.
         wrong_coeff: Reward per unit of (negative) gap when it is wrong; larger than
@@ -55,6 +58,8 @@ class RLConfig(SearcherConfig):
     train_examples: int = 16
     mlp_hidden: int = 128
     learning_rate: float = 1e-3
+    prior: float = 1.0
+    repeats: bool = False
     entropy: float = 0.0
     correct_coeff: float = 1.8
     wrong_coeff: float = 2.0
@@ -71,8 +76,9 @@ class RLConfig(SearcherConfig):
         for name in ("learning_rate", "correct_coeff", "wrong_coeff"):
             if not getattr(self, name) > 0:
                 raise PromptscoutError(f"rl: '{name}' must be positive")
-        if self.entropy < 0:
-            raise PromptscoutError("rl: 'entropy' must be 0 or more")
+        for name in ("entropy", "prior"):
+            if getattr(self, name) < 0:
+                raise PromptscoutError(f"rl: '{name}' must be 0 or more")
         if not self.context.strip():
             raise PromptscoutError("rl: 'context' must be some text, e.g. 'Prompt:'")
         slots = self.template.count(TRIGGER)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from promptscout.model.policy import PromptPolicy
     from promptscout.tasks import Example
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the head writes candidate logits (1 wrote a hidden-state correction)
 
 
 class RLSearcher(Searcher):
@@ -102,6 +102,8 @@ class RLSearcher(Searcher):
                 context_ids,
                 mlp_hidden=cfg.mlp_hidden,
                 learning_rate=cfg.learning_rate,
+                prior=cfg.prior,
+                repeats=cfg.repeats,
                 seed=self.context.seed,
             )
             tokenizer = self._policy.model.tokenizer
