@@ -218,7 +218,10 @@ def internal_train_reads(name: str, config: Any, state: dict[str, Any], n_train:
             for r in state.get("history", [])
         )
     if name == "rl":
-        return sum(len(r["rewards"]) * config.train_examples for r in state.get("history", []))
+        return sum(
+            len(r["rewards"]) * r.get("examples", config.train_examples)
+            for r in state.get("history", [])
+        )
     if name == "soft":
         return int(state.get("epoch", 0)) * n_train
     return 0

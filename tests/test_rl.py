@@ -16,10 +16,13 @@ from promptscout.model.policy import PromptPolicy, word_candidates
 from promptscout.report import searcher_curves
 from promptscout.searchers import SearchContext, create_searcher
 from promptscout.searchers.rl import reward, z_scores
+from promptscout.searchers.stream import BalancedStream
 from promptscout.store import Store
 from promptscout.tasks import load_task
 
-SMALL = {"steps": 6, "train_examples": 4, "greedy_every": 3}
+# A slow learner: the tiny policy keeps sampling new prompts, so the periodic greedy prompts are
+# new too (at the default rate it settles on one prompt within a few steps).
+SMALL = {"steps": 6, "train_examples": 4, "greedy_every": 3, "learning_rate": 0.001}
 
 
 def make(model, seed: int = 0, **options):
@@ -54,6 +57,23 @@ def test_reward_normalises_over_the_classes_and_takes_the_best_other_class():
     rows = np.log([[0.02, 0.05, 0.03], [0.5, 0.2, 0.3]])
     assert reward(rows[:1], [1]) == pytest.approx(1.8 * (0.5 - 0.3))
     assert reward(rows[1:], [2]) == pytest.approx(2.0 * (0.3 - 0.5))
+
+
+def test_reward_batches_are_class_balanced_and_resume_exactly():
+    labels = [0, 1] * 2 + [0] * 8  # 10 of class 0, 2 of class 1
+    stream, rng = BalancedStream(labels), np.random.default_rng(0)
+    first = stream.draw(6, rng)
+    assert [labels[i] for i in first] == [0, 0, 0, 1, 1]  # 3 each; class 1 has only 2
+    assert len(set(first)) == 5
+    second = stream.draw(6, rng)
+    assert not set(first[:3]) & set(second[:3])  # class 0 reads on through its permutation
+    saved = json.loads(json.dumps(stream.state()))
+    state = rng.bit_generator.state
+    expected = [stream.draw(7, rng) for _ in range(3)]
+    resumed = BalancedStream(labels)
+    resumed.load(saved)
+    rng.bit_generator.state = state
+    assert [resumed.draw(7, rng) for _ in range(3)] == expected
 
 
 def test_z_scores():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -49,3 +51,39 @@ class ExampleStream:
         """Restore the permutation in use and the position in it (from a saved state)."""
         self.order = [int(i) for i in order]
         self.cursor = int(cursor)
+
+
+class BalancedStream:
+    """Batches with the same number of examples of every class, each class read from its own
+    :class:`ExampleStream` (so a reward compares prompts on balanced batches: on an unbalanced
+    one, a prompt that always answers the majority class earns a reward it did not learn).
+
+    Args:
+        labels: The class index of every example of the split, in split order.
+    """
+
+    def __init__(self, labels: list[int]) -> None:
+        self._members: dict[int, list[int]] = {}
+        for index, label in enumerate(labels):
+            self._members.setdefault(int(label), []).append(index)
+        self._classes = sorted(self._members)
+        self._streams = {c: ExampleStream(len(self._members[c])) for c in self._classes}
+
+    def draw(self, m: int, rng: np.random.Generator) -> list[int]:
+        """``max(1, m // classes)`` distinct examples of each class (split indices), class by
+        class; fewer of a class that has fewer."""
+        per = max(1, m // max(1, len(self._classes)))
+        out: list[int] = []
+        for c in self._classes:
+            members = self._members[c]
+            out += [members[i] for i in self._streams[c].draw(per, rng, distinct=True)]
+        return out
+
+    def state(self) -> list[list[Any]]:
+        """``[order, cursor]`` of every class's stream, in class order (plain data)."""
+        return [[self._streams[c].order, self._streams[c].cursor] for c in self._classes]
+
+    def load(self, state: list[list[Any]]) -> None:
+        """Restore what :meth:`state` returned."""
+        for c, (order, cursor) in zip(self._classes, state, strict=True):
+            self._streams[c].load(order, cursor)

@@ -33,8 +33,9 @@ class RLConfig(SearcherConfig):
         exclude: Words never written (the label words are always excluded).
         steps: Training steps in all; the searcher is exhausted after them and the final greedy
             prompt.
-        train_examples: Train examples each sampled prompt's reward is averaged over (a fresh
-            slice of a shuffled stream every step).
+        train_examples: Train examples each sampled prompt's reward is averaged over, the same
+            number of every class (``train_examples // classes`` each, a fresh slice of shuffled
+            per-class streams every step; all of train when it holds fewer).
         mlp_hidden: Width of the policy head's hidden layer.
         learning_rate: Adam's step size for the head.
         prior: Weight of the backbone's own next-token logits in the policy (1: it starts as the
@@ -55,9 +56,9 @@ class RLConfig(SearcherConfig):
     vocab_size: int = 3000
     exclude: list[str] = field(default_factory=list)
     steps: int = 40
-    train_examples: int = 16
+    train_examples: int = 32
     mlp_hidden: int = 128
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-2
     prior: float = 1.0
     repeats: bool = False
     entropy: float = 0.0

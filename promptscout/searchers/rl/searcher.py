@@ -14,7 +14,7 @@ from promptscout.prompts import Prompt
 from promptscout.searchers.autoprompt.config import TriggerTemplate
 from promptscout.searchers.base import SearchContext, Searcher, track_best
 from promptscout.searchers.rl.config import DEFAULT_TOKENS, RLConfig, reward, z_scores
-from promptscout.searchers.stream import ExampleStream
+from promptscout.searchers.stream import BalancedStream
 from promptscout.soft import pack_array, unpack_array
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class RLSearcher(Searcher):
         self._rng = np.random.default_rng(context.seed)
         self._step = 0
         self._final = False  # the last greedy prompt was asked
-        self._stream = ExampleStream(len(context.task.train))
+        self._stream = BalancedStream([int(e.label) for e in context.task.train])
         self._asked: set[str] = set()
         self._curve: list[list[float]] = []
         self._history: list[dict[str, Any]] = []
@@ -146,7 +146,7 @@ class RLSearcher(Searcher):
     # -- one training step ---------------------------------------------------------------------
 
     def _draw(self, m: int) -> list[Example]:
-        """The next ``m`` (at most the split) train examples of a shuffled stream."""
+        """The next train batch: ``m // classes`` examples of each class (at most all of it)."""
         train = self.context.task.train
         return [train[i] for i in self._stream.draw(m, self._rng)]
 
@@ -164,7 +164,7 @@ class RLSearcher(Searcher):
             for i in range(len(prompts))
         ]
         advantages = z_scores(rewards)
-        record: dict[str, Any] = {"step": self._step, "rewards": rewards}
+        record: dict[str, Any] = {"step": self._step, "rewards": rewards, "examples": m}
         if advantages.any():  # all rewards equal: nothing to learn from this step
             record.update(policy.update(states, tokens, advantages, entropy=cfg.entropy))
         self._curve.append([self._step, round(float(np.mean(rewards)), 6)])
@@ -224,8 +224,7 @@ class RLSearcher(Searcher):
             "step": self._step,
             "final": self._final,
             "rng": self._rng.bit_generator.state,
-            "stream": self._stream.order,
-            "cursor": self._stream.cursor,
+            "stream": self._stream.state(),
             "asked": sorted(self._asked),
             "best": self._best,
             "history": self._history,
@@ -248,7 +247,7 @@ class RLSearcher(Searcher):
         self._step = int(state["step"])
         self._final = bool(state["final"])
         self._rng.bit_generator.state = state["rng"]
-        self._stream.load(state["stream"], state["cursor"])
+        self._stream.load(state["stream"])
         self._asked = set(state["asked"])
         self._best = state["best"]
         self._history = [dict(h) for h in state["history"]]
