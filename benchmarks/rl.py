@@ -2,12 +2,12 @@
 
 Runs the campaign of examples/sst2-rl.toml on the embedded SmolLM2-135M-Instruct: the `rl` searcher
 alone (40 REINFORCE steps x 8 sampled five-word suffixes, rewards on all 32 train examples per
-step), every sampled prompt scored on the 32 dev examples, the campaign's winner (best on dev) re-
-scored on the 1,821 test examples. Then it scores on the full test split the policy's final greedy
-prompt and the hand-written `{text} It was` (label words terrible/great for all), and, on a fixed
-random subset of 500 test examples (seeded), four random prompts: five words drawn uniformly from
-the policy's own candidate vocabulary in the same template. The learned prompts' subset accuracies
-are read from their full-test outputs, so every row has both.
+step), every sampled prompt scored on the 32 dev examples, the campaign's winner (best on dev)
+re-scored on the 1,821 test examples. Then it scores on the full test split the policy's final
+greedy prompt and the hand-written `{text} It was` (label words terrible/great for all), and, on a
+fixed random subset of 500 test examples (seeded), four random prompts: five words drawn uniformly
+from the policy's own candidate vocabulary in the same template. The learned prompts' subset
+accuracies are read from their full-test outputs, so every row has both.
 
 Run:
 
