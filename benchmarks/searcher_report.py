@@ -95,9 +95,14 @@ def verdicts(summary: Sequence[dict[str, Any]]) -> list[str]:
         beaten = all(best["test_accuracy_mean"] > b["test_accuracy_mean"] for b in baselines)
         met += beaten
         against = ", ".join(f"{b['method']} {b['test_accuracy_mean']:.4f}" for b in baselines)
+        # The margin next to the best's spread over seeds: a win smaller than it is a weak one.
+        margin = best["test_accuracy_mean"] - max(b["test_accuracy_mean"] for b in baselines)
+        spread = best["test_accuracy_std"]
         lines.append(
             f"- {task}: best searcher {best['method']} {best['test_accuracy_mean']:.4f} vs "
-            f"{against}: {'beats both' if beaten else 'does not beat both'}"
+            f"{against}: {'beats both' if beaten else 'does not beat both'} "
+            f"(margin {100 * margin:+.1f} points; the best's std over seeds "
+            f"{'-' if spread is None else f'{100 * spread:.1f}'})"
         )
     verdict = "MET" if met >= 3 else "NOT MET"
     lines.append(
@@ -107,10 +112,35 @@ def verdicts(summary: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _acc(mean: float | None, std: float | None) -> str:
+def by_task(summary: Sequence[dict[str, Any]]) -> list[str]:
+    """A compact table: one row per method, one column per task, "selected (ensemble)" test
+    accuracy, mean ± std over seeds (the README's table)."""
+    tasks = list(dict.fromkeys(s["task"] for s in summary))
+    methods = list(dict.fromkeys(s["method"] for s in summary))
+    cells = {(s["task"], s["method"]): s for s in summary}
+    lines = [
+        "| method | " + " | ".join(tasks) + " |",
+        "|---|" + "---|" * len(tasks),
+    ]
+    for method in methods:
+        row = []
+        for task in tasks:
+            s = cells.get((task, method))
+            if s is None:
+                row.append("-")
+                continue
+            text = _acc(s["test_accuracy_mean"], s["test_accuracy_std"], 3)
+            if s["ensemble_test_accuracy_mean"] is not None:
+                text += f" ({s['ensemble_test_accuracy_mean']:.3f})"
+            row.append(text)
+        lines.append(f"| {method} | " + " | ".join(row) + " |")
+    return lines
+
+
+def _acc(mean: float | None, std: float | None, digits: int = 4) -> str:
     if mean is None:
         return "-"
-    return f"{mean:.4f} ± {std:.4f}" if std is not None else f"{mean:.4f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if std is not None else f"{mean:.{digits}f}"
 
 
 def _num(value: float | None, digits: int = 0) -> str:
@@ -150,7 +180,8 @@ def markdown(
             f"{_num(s['dev_examples_scored_mean'])} | {_num(s['internal_train_reads_mean'])} | "
             f"{_num(s['seconds_mean'], 1)} | {s['seeds']} |"
         )
-    lines += ["", *verdicts(summary)]
+    lines += ["", "Test accuracy of the selected prompt (of the ensemble), by task:", ""]
+    lines += [*by_task(summary), "", *verdicts(summary)]
     lines += [f"Note: {n}" for n in notes]
     return "\n".join(lines) + "\n"
 
