@@ -2,12 +2,15 @@
 Deng et al. 2022).
 
 The policy is the campaign's causal LM, frozen, with a small trainable MLP head on its last
-hidden state (:mod:`promptscout.model.policy`); it writes ``tokens`` words from a candidate
-vocabulary (by default a few thousand frequent plain-word tokens) after a fixed context, and the
-words fill the template's ``[T]`` slots (``"{text} [T][T][T][T][T]"`` by default).
+hidden state that adds a logit per candidate word to the backbone's own (weighted by ``prior``)
+(:mod:`promptscout.model.policy`); it writes ``tokens`` distinct words (unless ``repeats``) from
+a candidate vocabulary (by default a few thousand frequent plain-word tokens) after a fixed
+context, and the words fill the template's ``[T]`` slots (``"{text} [T][T][T][T][T]"`` by
+default).
 
-Reward: for each sampled prompt, the task model scores a batch of **train** examples
-(``score_labels``); per example the gap between the gold class's probability and the best other
+Reward: for each sampled prompt, the task model scores a class-balanced batch of **train**
+examples (``score_labels``; the same batch for every prompt of a step, so their rewards compare
+like with like, and balanced, so a prompt that always answers one class earns nothing for it); per example the gap between the gold class's probability and the best other
 class's is scaled by ``correct_coeff`` (1.8) when right and ``wrong_coeff`` (2.0) when wrong, and
 averaged. Rewards are z-scored across the step's prompts (the baseline) and a REINFORCE update
 moves the head. The campaign scores the same prompts on dev for the leaderboard; dev never
