@@ -89,3 +89,23 @@ def test_test_subset_is_fixed_and_inside_the_split(bench) -> None:
     assert ids == bench.test_subset(load_task("sst-5", seed=87), 50)  # shared test file
     assert len(set(ids)) == 50 and set(ids) <= {e.id for e in task.test}
     assert bench.test_subset(task, 0) == [e.id for e in task.test]
+
+
+def test_every_searcher_runs_with_its_benchmark_options(
+    bench, tiny_causal, tiny_causal_dir: Path, tmp_path: Path
+) -> None:
+    """All seven searchers of the full comparison, with the options searcher_options gives them
+    (the reduced sizes), run to a selected prompt at the shared budget; the white-box ones
+    report the train examples they read."""
+    from searcher_options import SEARCHERS as every  # on the path while `bench` is
+
+    argv = ["--config", "tiny", "--model", str(tiny_causal_dir), "--seeds", "13"]
+    argv += ["--searchers", ",".join(every), "--out", str(tmp_path)]
+    rows = bench.main(argv, tiny_causal)
+    by_method = {r["method"]: r for r in rows if r["kind"] == "searcher"}
+    assert sorted(by_method) == sorted(every)
+    for name, row in by_method.items():
+        assert row["test_accuracy"] is not None, name
+        assert 0 < row["dev_examples_scored"] <= 64, name
+        white_box = name in ("autoprompt", "rl", "soft")
+        assert (row["internal_train_reads"] > 0) == white_box, name

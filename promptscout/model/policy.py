@@ -183,7 +183,8 @@ class PromptPolicy:
             else:
                 # Inverse-CDF draws from NumPy's generator: its state is plain JSON.
                 cdf = np.cumsum(np.exp(logp), axis=1)
-                u = rng.random(n) * cdf[:, -1]
+                # u > 0: a draw of exactly 0 would pick index 0 even when it is masked.
+                u = np.maximum(rng.random(n) * cdf[:, -1], np.finfo(np.float64).tiny)
                 picks = np.minimum((cdf < u[:, None]).sum(axis=1), cdf.shape[1] - 1)
             for row, (w, p) in enumerate(zip(written, picks, strict=True)):
                 w.append(int(p))
