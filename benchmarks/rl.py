@@ -13,7 +13,8 @@ Run:
 
     .venv/bin/python benchmarks/rl.py [--seed 0] [--random 4] [--subset 500] [--store PATH]
 
-About 8-10 minutes on 2 CPU cores. Prints a table and writes benchmarks/results/rl.json.
+About 8-10 minutes on 2 CPU cores. Prints a table and writes benchmarks/results/rl.json
+(rl-seed<N>.json for another --seed).
 Acceptance: the final greedy prompt's test accuracy is above `{text} It was`'s (full test) and
 above the mean of the random prompts (on the subset, compared there).
 """
@@ -184,8 +185,10 @@ def main() -> None:
     print_table(report)
     if args.campaign != EXAMPLE:
         return  # a dry run of the script on another campaign: keep the results file
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    # Seed 0 is the reported run; other seeds are kept next to it, not over it.
+    out = RESULTS if args.seed == 0 else RESULTS.with_name(f"rl-seed{args.seed}.json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
