@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from campaign_fixtures import dying_factory, run_campaign, write_tiny_task
+from campaign_fixtures import (
+    dying_factory,
+    run_campaign,
+    saved_state,
+    searcher_campaign,
+    write_tiny_task,
+)
 from conftest import build_tiny_causal
 
 from promptscout.config import load_config
@@ -26,7 +32,6 @@ from promptscout.prompts import Prompt
 from promptscout.searchers import SearchContext, create_searcher
 from promptscout.searchers.autoprompt import TriggerTemplate, label_loss
 from promptscout.searchers.autoprompt.labels import class_margins, pick_label_words, train_probe
-from promptscout.store import Store
 from promptscout.tasks import Example, load_task
 
 WORDS = ("bad", "good")
@@ -304,14 +309,12 @@ eval_examples = 4
 
 def test_killed_campaign_resumes_to_the_same_search(write_campaign, tmp_path):
     def config(name: str):
-        loaded = load_config(write_campaign(f"{name}.toml", budget=200, extra=AUTOPROMPT))
-        loaded.searchers = [s for s in loaded.searchers if s.type == "autoprompt"]
-        loaded.store = str(tmp_path / f"{name}.db")
-        return loaded
+        return searcher_campaign(
+            write_campaign, tmp_path, name, AUTOPROMPT, keep=("autoprompt",), budget=200
+        )
 
     def searcher_state(config):
-        with Store(config.store_path, readonly=True) as store:
-            return store.searcher_state("autoprompt")
+        return saved_state(config, "autoprompt")
 
     straight = config("straight")
     board = run_campaign(straight)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from campaign_fixtures import RACING, dying_factory, run_campaign
+from campaign_fixtures import RACING, dying_factory, run_campaign, saved_state, searcher_campaign
 
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError
@@ -16,7 +16,6 @@ from promptscout.evaluation.base import Evaluation
 from promptscout.objectives import MINIMIZE, Ranking
 from promptscout.prompts import Prompt
 from promptscout.searchers import SearchContext, create_searcher
-from promptscout.store import Store
 from promptscout.tasks import load_task
 
 TASK = load_task("sst-2")
@@ -304,11 +303,10 @@ def study_trials(config) -> list[tuple]:
 
 def test_killed_campaign_resumes_to_the_same_trials(write_campaign, tmp_path):
     def config(name: str):
-        loaded = load_config(write_campaign(f"{name}.toml", budget=120, extra=RACING + BAYESIAN))
-        loaded.objective.names = ["cross_entropy", "accuracy"]  # smooth: racing stops some
-        loaded.searchers = [s for s in loaded.searchers if s.type != "random"]
-        loaded.store = str(tmp_path / f"{name}.db")
-        return loaded
+        extra, keep = RACING + BAYESIAN, ("manual", "bayesian")
+        return searcher_campaign(
+            write_campaign, tmp_path, name, extra, keep=keep, budget=120, smooth=True
+        )
 
     straight = config("straight")
     board = run_campaign(straight)
@@ -318,8 +316,7 @@ def test_killed_campaign_resumes_to_the_same_trials(write_campaign, tmp_path):
     killed = config("killed")
     with pytest.raises(KeyboardInterrupt):
         run_campaign(killed, evaluator_factory=dying_factory(25))
-    with Store(killed.store_path, readonly=True) as store:
-        assert store.searcher_state("bayesian") is not None  # killed after a saved state
+    assert saved_state(killed, "bayesian") is not None  # killed after a saved state
     assert study_trials(killed) != expected
     assert run_campaign(killed) == board  # resume
     assert study_trials(killed) == expected

@@ -9,7 +9,7 @@ import pickle
 from pathlib import Path
 
 import pytest
-from campaign_fixtures import RACING, dying_factory, run_campaign
+from campaign_fixtures import RACING, dying_factory, run_campaign, saved_state, searcher_campaign
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -329,11 +329,9 @@ def run_and_read(config, **kwargs):
 def test_killed_campaign_resumes_to_the_same_end(write_campaign, tmp_path, algorithm):
     def config(name: str):
         extra = RACING + EVOLUTIONARY.replace("{algorithm}", algorithm)
-        loaded = load_config(write_campaign(f"{name}.toml", budget=200, extra=extra))
-        loaded.objective.names = ["cross_entropy", "accuracy"]  # smooth: racing stops some
-        loaded.searchers = [s for s in loaded.searchers if s.type == "evolutionary"]
-        loaded.store = str(tmp_path / f"{name}.db")
-        return loaded
+        return searcher_campaign(
+            write_campaign, tmp_path, name, extra, keep=("evolutionary",), budget=200, smooth=True
+        )
 
     board, state = run_and_read(config("straight"))
     assert state["generation"] >= 3 and len(state["population"]) == 4
@@ -343,7 +341,6 @@ def test_killed_campaign_resumes_to_the_same_end(write_campaign, tmp_path, algor
     killed = config("killed")
     with pytest.raises(KeyboardInterrupt):
         run_and_read(killed, evaluator_factory=dying_factory(20))
-    with Store(killed.store_path, readonly=True) as store:
-        saved = store.searcher_state("evolutionary")
-        assert saved is not None and saved != state  # killed mid-search, after a saved state
+    saved = saved_state(killed, "evolutionary")
+    assert saved is not None and saved != state  # killed mid-search, after a saved state
     assert run_and_read(killed) == (board, state)  # resume

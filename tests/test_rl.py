@@ -8,9 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from campaign_fixtures import dying_factory, run_campaign
+from campaign_fixtures import dying_factory, run_campaign, saved_state, searcher_campaign
 
-from promptscout.config import load_config
 from promptscout.errors import PromptscoutError
 from promptscout.model.policy import PromptPolicy, word_candidates
 from promptscout.report import searcher_curves
@@ -260,28 +259,21 @@ greedy_every = 2
 
 def test_killed_campaign_resumes_to_the_same_result(write_campaign, tmp_path):
     def config(name: str):
-        loaded = load_config(write_campaign(f"{name}.toml", budget=100_000, extra=RL))
-        loaded.searchers = [s for s in loaded.searchers if s.type == "rl"]
-        loaded.store = str(tmp_path / f"{name}.db")
-        return loaded
-
-    def final_state(config) -> dict:
-        with Store(config.store_path, readonly=True) as store:
-            return store.searcher_state("rl")
+        return searcher_campaign(write_campaign, tmp_path, name, RL, keep=("rl",), budget=100_000)
 
     straight = config("straight")
     board = run_campaign(straight)
-    expected = final_state(straight)
+    expected = saved_state(straight, "rl")
     assert expected["final"] and len(expected["curve"]["points"]) == 5
 
     killed = config("killed")
     with pytest.raises(KeyboardInterrupt):
         run_campaign(killed, evaluator_factory=dying_factory(8))
-    with Store(killed.store_path, readonly=True) as store:
-        assert store.searcher_state("rl") is not None
-        assert not store.searcher_state("rl")["final"]
+    saved = saved_state(killed, "rl")
+    assert saved is not None
+    assert not saved["final"]
     assert run_campaign(killed) == board
-    assert final_state(killed) == expected
+    assert saved_state(killed, "rl") == expected
     with Store(killed.store_path, readonly=True) as store:
         curve = searcher_curves(store)["rl"]
     assert [x for x, _ in curve["points"]] == [0, 1, 2, 3, 4] and curve["x"] == "training step"
