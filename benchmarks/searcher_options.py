@@ -208,8 +208,8 @@ def internal_train_reads(name: str, config: Any, state: dict[str, Any], n_train:
 
     autoprompt: per step, the gradient batch plus the current and each candidate trigger set on
     the re-scoring batch (an upper bound: examples whose triggers do not render are dropped);
-    rl: per step, each sampled prompt on the reward batch; soft: one pass over train per epoch.
-    Black-box searchers read none.
+    rl: per step, each sampled prompt on the reward batch (its size is in the step's record);
+    soft: one pass over train per epoch. Black-box searchers read none.
     """
     if name == "autoprompt":
         grad = config.grad_batch * config.accumulation_steps
@@ -218,10 +218,7 @@ def internal_train_reads(name: str, config: Any, state: dict[str, Any], n_train:
             for r in state.get("history", [])
         )
     if name == "rl":
-        return sum(
-            len(r["rewards"]) * r.get("examples", config.train_examples)
-            for r in state.get("history", [])
-        )
+        return sum(len(r["rewards"]) * r["examples"] for r in state.get("history", []))
     if name == "soft":
         return int(state.get("epoch", 0)) * n_train
     return 0
