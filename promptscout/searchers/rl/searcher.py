@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from promptscout.model.policy import PromptPolicy
     from promptscout.tasks import Example
 
-STATE_VERSION = 2  # 2: the head writes candidate logits (1 wrote a hidden-state correction)
+STATE_VERSION = 2  # 2: a logit per candidate in the head, one train stream per class
 
 
 class RLSearcher(Searcher):
