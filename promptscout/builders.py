@@ -16,7 +16,7 @@ from promptscout.evaluation.cache import ScoreCache
 from promptscout.leaderboard import build_leaderboard, export_payload
 from promptscout.model import LanguageModel
 from promptscout.objectives import Objective, resolve_objective
-from promptscout.soft import write_export_tensors
+from promptscout.soft_tensors import write_export_tensors
 from promptscout.store import Store
 from promptscout.tasks import Task, load_task
 

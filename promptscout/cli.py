@@ -48,9 +48,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = config.store_path
     if path.exists():
         with Store(path, readonly=True) as existing:
-            if existing.get_meta("config") is not None:
+            if existing.meta.config is not None:
                 raise PromptscoutError(
-                    f"store {path} already holds campaign '{existing.get_meta('config')['name']}'; "
+                    f"store {path} already holds campaign '{existing.meta.config['name']}'; "
                     f"continue it with `promptscout resume {path}` or pass a new --store"
                 )
     return _run_campaign(config, Store(path), args.top)
@@ -61,7 +61,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from promptscout.store import Store
 
     store = Store(args.store)
-    data = store.get_meta("config")
+    data = store.meta.config
     if data is None:
         store.close()
         raise PromptscoutError(
@@ -108,28 +108,6 @@ def _run_campaign(config: Any, store: Any, top: int) -> int:
 # -- evaluate -------------------------------------------------------------------------------
 
 
-def _prompt_from_export(path: str, rank: int) -> tuple[Any, dict[str, Any]]:
-    from promptscout.prompts import Prompt
-
-    try:
-        payload = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PromptscoutError(f"cannot read exported prompt file {path}: {exc}") from None
-    entries = payload.get("entries") if isinstance(payload, dict) else None
-    if not entries:
-        raise PromptscoutError(f"{path} is not a promptscout export (no 'entries')")
-    if not 1 <= rank <= len(entries):
-        raise PromptscoutError(
-            f"{path} has {len(entries)} entries; --rank must be 1..{len(entries)}"
-        )
-    entry = entries[rank - 1]
-    if entry.get("kind") == "ensemble":  # members, method and weights; scored by pooling
-        from promptscout.ensemble import Ensemble
-
-        return Ensemble.from_dict(entry["prompt"]), payload
-    return Prompt.from_dict(entry["prompt"]), payload
-
-
 def _unescape(text: str) -> str:
     """Shell-typed ``\\n``, ``\\t`` and ``\\\\`` become newline, tab and backslash."""
     table = {"n": "\n", "t": "\t", "\\": "\\"}
@@ -145,14 +123,17 @@ def _unescape(text: str) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from promptscout.builders import campaign_objectives
-    from promptscout.config import CampaignConfig, ObjectiveConfig, TaskConfig
+    from tqdm.auto import tqdm
+
+    from promptscout.evaluate import default_objectives, evaluate_prompt, read_export
+    from promptscout.model import EMBEDDED_MODEL_NAME, load_model
     from promptscout.prompts import Prompt
+    from promptscout.soft_tensors import load_export_tensors
     from promptscout.tasks import load_task
 
     exported: dict[str, Any] = {}
     if args.prompt:
-        prompt, exported = _prompt_from_export(args.prompt, args.rank)
+        prompt, exported = read_export(args.prompt, args.rank)
     elif args.template is None:
         raise PromptscoutError(
             "give --template TEXT (e.g. 'Review: {text}\\nSentiment:') or --prompt FILE"
@@ -173,74 +154,38 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         template = _unescape(args.template) if args.escapes else args.template
         prompt = Prompt(template, words, instruction=args.instruction or "")
     prompt.check_task(task)
-    model_name = args.model or exported.get("model", {}).get("name") or "smollm2-135m-instruct"
-    names = args.objective or (
-        ["accuracy", "macro_f1", "cross_entropy"]
-        if task.kind == "classification"
-        else ["exact_match"]
-    )
-    config = CampaignConfig(
-        name="evaluate", task=TaskConfig(name=task_spec), objective=ObjectiveConfig(names=names)
-    )
-    objectives = campaign_objectives(config, task)
-    examples = task.split(args.split)
-
-    from tqdm.auto import tqdm
-
-    from promptscout.evaluation.local import LocalEvaluator
-    from promptscout.model import load_model
-
+    names = args.objective or default_objectives(task)
+    model_name = args.model or exported.get("model", {}).get("name") or EMBEDDED_MODEL_NAME
     model = load_model(model_name, dtype=args.dtype, device=args.device, batch_size=args.batch_size)
-    from promptscout.soft import load_export_tensors
-
     # Soft prompts' tensors come from the .soft.safetensors file the export names.
     resolver = load_export_tensors(args.prompt, exported) if args.prompt else None
-    evaluator = LocalEvaluator(model, task, objectives, soft_resolver=resolver)
-    started = time.perf_counter()
-    from promptscout.ensemble import Ensemble
-    from promptscout.ensemble.finalize import score_ensemble
-
-    ensemble = isinstance(prompt, Ensemble)
+    members = len(getattr(prompt, "members", ())) or 1
     with tqdm(
-        total=len(examples) * (len(prompt.members) if ensemble else 1),
+        total=len(task.split(args.split)) * members,
         unit="ex",
         desc=args.split,
         file=sys.stderr,
         disable=args.quiet,
         dynamic_ncols=True,
     ) as bar:
-        if ensemble:  # its members are scored, then pooled
-            evaluation = score_ensemble(
-                evaluator, task, objectives, prompt, args.split, progress=bar.update
-            )
-        else:
-            (evaluation,) = evaluator.evaluate([prompt], args.split, progress=bar.update)
-    seconds = time.perf_counter() - started
-    if evaluation.error:
-        raise PromptscoutError(f"the prompt could not be scored: {evaluation.error}")
-    result = {
-        **evaluation.objectives,
-        "examples": evaluation.examples,
-        "seconds": round(seconds, 3),
-        "examples_per_second": round(evaluation.examples / seconds, 2) if seconds else None,
-        "split": args.split,
-        "task": task.name,
-        "model": model_name,
-        "fingerprint": model.fingerprint,
-        "prompt": prompt.to_dict(),
-    }
-    if (
-        exported
-        and "fingerprint" in exported.get("model", {})
-        and (exported["model"]["fingerprint"] not in (None, model.fingerprint))
-    ):
+        result = evaluate_prompt(
+            prompt,
+            task,
+            model,
+            split=args.split,
+            objectives=names,
+            soft_resolver=resolver,
+            progress=bar.update,
+        )
+    recorded = exported.get("model", {}).get("fingerprint")
+    if exported and recorded not in (None, model.fingerprint):
         _note("note: the export was made with a different model fingerprint")
     if args.json:
         _print_json(result)
     else:
         for name in names:
-            print(f"{name}: {evaluation.objectives[name]:.4f}")
-        print(f"examples: {evaluation.examples}  seconds: {seconds:.1f}")
+            print(f"{name}: {result[name]:.4f}")
+        print(f"examples: {result['examples']}  seconds: {result['seconds']:.1f}")
     return 0
 
 
@@ -252,7 +197,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from promptscout.store import Store
 
     with Store(args.store, readonly=True) as store:
-        config = store.get_meta("config")
+        config = store.meta.config
         if config is None:
             raise PromptscoutError(f"store {args.store} holds no campaign")
         entries = build_leaderboard(store, split=args.split, top=args.top)
@@ -269,13 +214,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from promptscout.store import Store
 
     with Store(args.store, readonly=True) as store:
-        if store.get_meta("config") is None:
+        if store.meta.config is None:
             raise PromptscoutError(f"store {args.store} holds no campaign")
         if args.output:
             path = write_export(store, Path(args.output), args.top)
             _note(f"wrote {path}")
         else:
-            from promptscout.soft import soft_digests
+            from promptscout.soft_tensors import soft_digests
 
             payload = export_payload(store, build_leaderboard(store, top=args.top))
             if soft_digests(payload):
@@ -289,7 +234,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from promptscout.store import Store
 
     with Store(args.store, readonly=True) as store:
-        if store.get_meta("config") is None:
+        if store.meta.config is None:
             raise PromptscoutError(f"store {args.store} holds no campaign")
         path = write_report(store, Path(args.output))
     _note(f"wrote {path}")

@@ -15,7 +15,6 @@ from typing import Any
 
 from promptscout.ensemble.types import Ensemble
 from promptscout.evaluation.base import Evaluation
-from promptscout.objectives import Ranking
 from promptscout.objectives.intervals import wilson_interval
 from promptscout.prompts import Prompt
 from promptscout.store import Store
@@ -67,9 +66,8 @@ class LeaderboardEntry:
         }
 
 
-def _full_split(store: Store, split_meta: str, split: str) -> dict[str, Evaluation]:
+def _full_split(store: Store, ids: tuple[str, ...], split: str) -> dict[str, Evaluation]:
     """Every prompt's evaluation without error on all of a split (latest wins)."""
-    ids = store.get_meta(split_meta)
     if not ids:
         return {}
     return {
@@ -102,12 +100,12 @@ def build_leaderboard(
         top: Keep the best ``top`` rows.
         ensembles: Include the ensemble rows the campaign's end stored.
     """
-    ranking = Ranking.from_dict(store.get_meta("ranking"))
-    config = store.get_meta("config")
-    dev = _full_split(store, "search_examples", config["task"]["search_split"])
-    test = _full_split(store, "holdout_examples", config["task"]["holdout_split"])
-    n_test = len(store.get_meta("holdout_examples") or ())
-    intervals = store.get_meta("intervals") or {}
+    meta = store.meta
+    ranking = meta.ranking
+    dev = _full_split(store, meta.search_examples, meta.search_split)
+    test = _full_split(store, meta.holdout_examples, meta.holdout_split)
+    n_test = len(meta.holdout_examples)
+    intervals = meta.intervals
     costs = store.examples_by_prompt()
     ranked_by = dev if split == "dev" else test
     rows = []
@@ -129,7 +127,7 @@ def build_leaderboard(
                 costs.get(key, 0),
             )
         )
-    for record in (store.get_meta("ensembles") or []) if ensembles else []:
+    for record in meta.ensembles if ensembles else []:
         values = record["dev"] if split == "dev" else record["test"]
         if values is None:
             continue
@@ -219,15 +217,16 @@ def describe(prompt: Prompt | Ensemble, width: int = 90) -> str:
 
 def export_payload(store: Store, entries: list[LeaderboardEntry]) -> dict[str, Any]:
     """The export document: enough to re-score every prompt with ``promptscout evaluate``."""
-    config = store.get_meta("config")
+    meta = store.meta
+    config = meta.config
     return {
         "format": EXPORT_FORMAT,
         "campaign": config["name"],
-        "model": {"name": config["model"]["name"], "fingerprint": store.get_meta("fingerprint")},
+        "model": {"name": config["model"]["name"], "fingerprint": meta.fingerprint},
         "task": {
             "spec": config["task"]["path"] or config["task"]["name"],
             "split_seed": config["task"]["split_seed"],
         },
-        "ranking": store.get_meta("ranking"),
+        "ranking": meta.ranking.to_dict(),
         "entries": [e.to_dict() for e in entries],
     }

@@ -40,15 +40,33 @@ _TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}|\[T\]|\{|\
 
 
 def continuation(text: str, word: str) -> str:
-    """The text a label word adds after ``text``: ``" " + word`` unless a space is already there.
+    """The text a label word adds after ``text``: ``" " + word`` unless a space is already there
+    (the one spacing rule, for rendering demos and for scoring label words alike).
 
     Byte-level BPE tokenizers spell a word differently at the start of a line and after a space;
-    labels read naturally as the next word, so they get a leading space unless the text ends in
-    whitespace (``"Sentiment:\\n"``) or the word starts with one.
+    labels read naturally as the next word, as in running prose, so they get a leading space
+    unless the text already ends in whitespace (``"Sentiment:\\n"``) or the word brings its own
+    leading whitespace. An empty text counts as not ending in whitespace (the word is scored as
+    mid-sentence); an empty word stays empty.
+
+    Args:
+        text: the rendered prompt.
+        word: the label word.
+
+    Returns:
+        ``" " + word`` or ``word``.
+
+    Example:
+        >>> continuation("Sentiment:", "positive")
+        ' positive'
+        >>> continuation("Sentiment:\\n", "positive")
+        'positive'
+        >>> continuation("", "positive")
+        ' positive'
     """
-    if not text or text[-1].isspace() or word[:1].isspace():
-        return word
-    return " " + word
+    if word and not word[0].isspace() and not text[-1:].isspace():
+        return " " + word
+    return word
 
 
 def template_fields(template: str) -> tuple[str, ...]:

@@ -7,10 +7,10 @@ the whole report:
 - best score so far against the examples the campaign scored, per searcher;
 - the finalists and ensembles on the held-out split, with 95% intervals;
 - dev score against prompt length, with the Pareto front;
-- searchers' training curves, when a searcher records one: its saved state (``state()``) may
-  hold ``"curve"``, either a list of ``[x, y]`` pairs or
-  ``{"points": [[x, y], ...], "x": "episode", "y": "mean reward", "title": "..."}``
-  (e.g. an RL searcher's reward per training step).
+- searchers' training curves, the ones a searcher declares through its reporting hook
+  (:meth:`~promptscout.searchers.Searcher.curves`; e.g. the RL searcher's reward per training
+  step), which the campaign stores after every turn as ``{"points": [[x, y], ...], "x": ...,
+  "y": ..., "title": ...}`` (a bare list of ``[x, y]`` pairs is read too).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from promptscout.leaderboard import (
 from promptscout.objectives import MAXIMIZE, Ranking
 from promptscout.store import Store
 
-CURVE_KEY = "curve"
 TABLE_ROWS = 50
 BARS = 20
 
@@ -52,10 +51,10 @@ def best_so_far(store: Store) -> dict[str, list[tuple[int, float]]]:
     Only evaluations on the whole search split compete (a racing minibatch's score is on fewer
     examples and not comparable); every evaluation counts towards the examples scored.
     """
-    ranking = Ranking.from_dict(store.get_meta("ranking"))
+    ranking = store.meta.ranking
     _, shown, _ = _shown(ranking)
-    split = store.get_meta("config")["task"]["search_split"]
-    whole = tuple(store.get_meta("search_examples") or ())
+    split = store.meta.search_split
+    whole = store.meta.search_examples
     spent, curves, best = 0, {}, {}
     for stored in store.evaluations(split):
         evaluation = stored.evaluation
@@ -70,27 +69,29 @@ def best_so_far(store: Store) -> dict[str, list[tuple[int, float]]]:
 
 
 def searcher_curves(store: Store) -> dict[str, dict[str, Any]]:
-    """Training curves searchers saved in their state under ``"curve"``, normalised to
-    ``{"points": [(x, y), ...], "x": label, "y": label, "title": title}``."""
+    """The training curves searchers declared (stored with each turn), normalised to
+    ``{"points": [(x, y), ...], "x": label, "y": label, "title": title}``, by searcher name
+    (``name`` for a searcher's first curve, ``name #2`` ... for more)."""
     found = {}
-    for spec in store.get_meta("config")["searchers"]:
+    for spec in store.meta.config["searchers"]:
         name = (spec.get("options") or {}).get("name") or spec["type"]
-        state = store.searcher_state(name) or {}
-        curve = state.get(CURVE_KEY) if isinstance(state, dict) else None
-        if not curve:
-            continue
-        data = curve if isinstance(curve, dict) else {"points": curve}
-        try:
-            points = [(float(x), float(y)) for x, y in data.get("points", [])]
-        except (TypeError, ValueError):
-            continue  # not a curve in the documented form: leave it out of the report
-        if points:
-            found[name] = {
-                "points": points,
-                "x": str(data.get("x", "step")),
-                "y": str(data.get("y", "reward")),
-                "title": str(data.get("title", f"{name}: training curve")),
-            }
+        report = store.meta.searcher_report(name) or {}
+        curves = report.get("curves") if isinstance(report, dict) else None
+        kept = 0
+        for curve in curves if isinstance(curves, list) else []:
+            data = curve if isinstance(curve, dict) else {"points": curve}
+            try:
+                points = [(float(x), float(y)) for x, y in data.get("points", [])]
+            except (TypeError, ValueError):
+                continue  # not a curve in the documented form: leave it out of the report
+            if points:
+                kept += 1
+                found[name if kept == 1 else f"{name} #{kept}"] = {
+                    "points": points,
+                    "x": str(data.get("x", "step")),
+                    "y": str(data.get("y", "reward")),
+                    "title": str(data.get("title", f"{name}: training curve")),
+                }
     return found
 
 
@@ -99,10 +100,9 @@ def draw_figures(store: Store, folder: Path, stem: str) -> dict[str, Path]:
     figure name (``progress``, ``leaderboard``, ``pareto``, ``curve-<searcher>``)."""
     from promptscout import plots
 
-    ranking = Ranking.from_dict(store.get_meta("ranking"))
-    label, shown, maximize = _shown(ranking)
-    split = store.get_meta("config")["task"]["search_split"]
-    names = store.get_meta("config")["objective"]["names"]
+    label, shown, maximize = _shown(store.meta.ranking)
+    split = store.meta.search_split
+    names = store.meta.objective_names
     entries = build_leaderboard(store)
     curves = best_so_far(store)
     # One colour per searcher in every figure.
@@ -188,8 +188,8 @@ def _image(path: Path, alt: str) -> str:
 
 def write_report(store: Store, path: Path) -> Path:
     """Write the report HTML to ``path`` (its PNGs beside it) and return ``path``."""
-    config = store.get_meta("config")
-    names = config["objective"]["names"]
+    config = store.meta.config
+    names = store.meta.objective_names
     path.parent.mkdir(parents=True, exist_ok=True)
     figures = draw_figures(store, path.parent, path.stem)
     titles = {
@@ -206,7 +206,7 @@ def write_report(store: Store, path: Path) -> Path:
     entries += [
         e for e in build_leaderboard(store) if e.kind == "ensemble" and e.prompt.key not in shown
     ]
-    stop = store.get_meta("stop_reason")
+    stop = store.meta.stop_reason
     task = config["task"]["path"] or config["task"]["name"]
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>promptscout: {html.escape(config["name"])}</title>

@@ -22,6 +22,7 @@ from typing import Any
 
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation
+from promptscout.meta import CampaignMeta
 from promptscout.prompts import Prompt
 
 SCHEMA_VERSION = 1
@@ -158,6 +159,11 @@ class Store:
 
     # -- metadata ---------------------------------------------------------------------------
 
+    @property
+    def meta(self) -> CampaignMeta:
+        """Typed access to the campaign's meta entries (:mod:`promptscout.meta`)."""
+        return CampaignMeta(self)
+
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
@@ -290,7 +296,7 @@ class Store:
 
     def put_soft(self, digest: str, tensors: Mapping[str, Any]) -> None:
         """Keep a soft prompt's tensors (see :mod:`promptscout.soft`) under their digest."""
-        from promptscout.soft import encode_tensors, tensors_digest
+        from promptscout.soft_tensors import encode_tensors, tensors_digest
 
         if tensors_digest(tensors) != digest:
             raise PromptscoutError(f"soft-prompt tensors do not match their digest {digest}")
@@ -303,7 +309,7 @@ class Store:
 
     def get_soft(self, digest: str) -> dict[str, Any] | None:
         """The tensors stored under ``digest`` (name -> float32 array), or None."""
-        from promptscout.soft import decode_tensors
+        from promptscout.soft_tensors import decode_tensors
 
         try:
             row = self._db.execute(

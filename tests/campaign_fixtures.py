@@ -167,3 +167,10 @@ def dying_factory(die_at: int):
         return evaluator
 
     return factory
+
+
+def outcomes(searcher, pairs) -> list:
+    """The outcomes a campaign would tell ``searcher`` about ``(prompt, evaluation)`` pairs: each
+    complete when it covers its whole split, stopped early when fewer examples, failed on an
+    error (:meth:`promptscout.searchers.SearchContext.outcome`)."""
+    return [searcher.context.outcome(prompt, evaluation) for prompt, evaluation in pairs]

@@ -11,6 +11,7 @@ import pytest
 import torch
 from campaign_fixtures import (
     dying_factory,
+    outcomes,
     run_campaign,
     saved_state,
     searcher_campaign,
@@ -21,16 +22,16 @@ from conftest import build_tiny_causal
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError
 from promptscout.model import load_model
-from promptscout.model.gradients import (
+from promptscout.prompts import Prompt
+from promptscout.searchers import SearchContext, create_searcher
+from promptscout.searchers.autoprompt import TriggerTemplate, label_loss
+from promptscout.searchers.autoprompt.gradients import (
     hotflip_scores,
     label_rows,
     special_token_ids,
     trigger_gradient,
     triggers_intact,
 )
-from promptscout.prompts import Prompt
-from promptscout.searchers import SearchContext, create_searcher
-from promptscout.searchers.autoprompt import TriggerTemplate, label_loss
 from promptscout.searchers.autoprompt.labels import class_margins, pick_label_words, train_probe
 from promptscout.tasks import Example, load_task
 
@@ -230,7 +231,7 @@ def test_deterministic_and_dev_scores_pick_the_best(task, tiny_causal):
         while not s.exhausted:
             prompts = s.ask(2)
             keys += [p.key for p in prompts]
-            s.tell([(p, evaluation(p, len(p.key) % 7 / 7)) for p in prompts])
+            s.tell(outcomes(s, [(p, evaluation(p, len(p.key) % 7 / 7)) for p in prompts]))
         return s, keys
 
     first, keys = run(3)

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import optuna
 import pytest
-from campaign_fixtures import RACING, dying_factory, run_campaign, saved_state, searcher_campaign
+from campaign_fixtures import (
+    RACING,
+    dying_factory,
+    outcomes,
+    run_campaign,
+    saved_state,
+    searcher_campaign,
+)
 
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError
@@ -100,7 +107,10 @@ def test_racing_results_become_pruned_complete_and_fail_trials():
         return Evaluation(prompt.key, "dev", tuple(ids), [], objectives, len(ids), error=error)
 
     searcher.tell(
-        [(a, scored(a, 0.5, DEV[:8])), (b, scored(b, 0.25)), (c, scored(c, 0, error="x"))]
+        outcomes(
+            searcher,
+            [(a, scored(a, 0.5, DEV[:8])), (b, scored(b, 0.25)), (c, scored(c, 0, error="x"))],
+        )
     )
     first, second, third = trials(searcher)[:3]
     assert first.state == optuna.trial.TrialState.PRUNED
@@ -125,12 +135,14 @@ def test_repeats_are_told_the_known_value_and_never_asked_again():
     searcher = make(templates=["{text} It was"], instructions=[""], max_demos=0,
                     label_words=[["bad", "awful"], ["good"]], max_tries=5)  # fmt: skip
     first = searcher.ask(1)
-    searcher.tell([(first[0], evaluation(first[0], 0.2))])
-    searcher.tell([(first[0], evaluation(first[0], 0.4))])  # measured again: averaged
+    searcher.tell(outcomes(searcher, [(first[0], evaluation(first[0], 0.2))]))
+    searcher.tell(
+        outcomes(searcher, [(first[0], evaluation(first[0], 0.4))])
+    )  # measured again: averaged
     second = searcher.ask(5)
     assert len(second) == 1 and second[0].key != first[0].key and searcher.exhausted
     assert searcher.ask(3) == []
-    searcher.tell([(second[0], evaluation(second[0], 0.9))])
+    searcher.tell(outcomes(searcher, [(second[0], evaluation(second[0], 0.9))]))
     by_key: dict[str, set] = {}
     for trial in trials(searcher):
         assert trial.state == optuna.trial.TrialState.COMPLETE
@@ -165,7 +177,7 @@ def finds_planted_optimum(type_name: str, seed: int, trials_allowed: int = 30) -
         asked += len(prompts)
         if any(planted(p) == 1.0 for p in prompts):
             return True
-        searcher.tell([(p, evaluation(p, planted(p))) for p in prompts])
+        searcher.tell(outcomes(searcher, [(p, evaluation(p, planted(p))) for p in prompts]))
     return False
 
 
@@ -188,7 +200,7 @@ def test_multi_objective_mode_keeps_a_pareto_front_of_score_and_length():
             score = (len(p.instruction) % 7) / 7 + (p.label_words[0] == "bad") * 0.3
             told[p.key] = (score, tokens)
             results.append((p, evaluation(p, score, tokens=tokens)))
-        searcher.tell(results)
+        searcher.tell(outcomes(searcher, results))
     assert [d.name for d in searcher.study.directions] == ["MAXIMIZE", "MINIMIZE"]
     front = searcher.pareto_front()
     assert front and len(front) == len(set(front))
@@ -216,7 +228,7 @@ def test_study_lives_next_to_the_store_and_a_killed_ask_is_replayed(tmp_path):
     def round_(searcher, scored=True):
         prompts = searcher.ask(3)
         if scored:
-            searcher.tell(results(prompts))
+            searcher.tell(outcomes(searcher, results(prompts)))
         return [p.key for p in prompts]
 
     straight = searcher_at(tmp_path / "straight.db")
@@ -248,10 +260,10 @@ def test_study_lives_next_to_the_store_and_a_killed_ask_is_replayed(tmp_path):
     keys = [round_(late) for _ in range(2)]
     prompts = late.ask(3)
     state = json.loads(json.dumps(late.state()))  # saved with three trials pending
-    late.tell(results(prompts))
+    late.tell(outcomes(late, results(prompts)))
     resumed = searcher_at(tmp_path / "late.db")
     resumed.load_state(state)
-    resumed.tell(results(prompts))
+    resumed.tell(outcomes(resumed, results(prompts)))
     keys += [[p.key for p in prompts], round_(resumed)]
     assert keys == expected
     copy = [(t.params, t.values) for t in stored("straight")]

@@ -16,7 +16,7 @@ from conftest import build_tiny_causal
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from promptscout.model import continuation, load_model
-from promptscout.model.base import configure_threads, physical_cores
+from promptscout.model.compute import configure_threads, physical_cores
 from promptscout.model.prefix import build_tree, iter_nodes
 
 WORDS = ["positive", "negative"]
@@ -203,10 +203,10 @@ def test_without_bos_and_with_truncation(tmp_path_factory: pytest.TempPathFactor
 
 def test_sliding_window_models_do_not_share(tiny_causal_dir: Path) -> None:
     model = load_model(str(tiny_causal_dir))
-    assert model._share and model._check_sharing()
+    assert model._share and model.engine.check_sharing()
     model.hf_model.config.sliding_window = 8
     try:
-        assert not model._check_sharing()
+        assert not model.engine.check_sharing()
     finally:
         model.hf_model.config.sliding_window = None
 
@@ -240,7 +240,7 @@ def test_flop_counter(tiny_causal_dir: Path) -> None:
     before = model.flops
     model.score_labels([text], WORDS)
     assert model.flops - before == expected
-    model._fast = model._check_fast()
+    model._fast = model.engine.check_fast()
     model.min_shared_tokens = default
     texts = demo_texts()
     before = model.flops
@@ -256,20 +256,20 @@ def test_flop_counter(tiny_causal_dir: Path) -> None:
 def test_threads_follow_physical_cores_unless_the_user_chose(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from promptscout.model import base
+    from promptscout.model import compute
 
     cores = physical_cores()
     assert cores >= 1
     calls: list[int] = []
     monkeypatch.setattr(torch, "set_num_threads", calls.append)
     monkeypatch.setattr(torch, "get_num_threads", lambda: cores + 1)
-    monkeypatch.setattr(base, "_THREADS_SET", False)
+    monkeypatch.setattr(compute, "_THREADS_SET", False)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     configure_threads()
     assert calls == []  # the environment decides
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(base, "_THREADS_SET", False)
+    monkeypatch.setattr(compute, "_THREADS_SET", False)
     configure_threads()
     configure_threads()  # once per process
     assert calls == [cores]

@@ -9,7 +9,14 @@ import pickle
 from pathlib import Path
 
 import pytest
-from campaign_fixtures import RACING, dying_factory, run_campaign, saved_state, searcher_campaign
+from campaign_fixtures import (
+    RACING,
+    dying_factory,
+    outcomes,
+    run_campaign,
+    saved_state,
+    searcher_campaign,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,7 +88,7 @@ def evolve(searcher, generations: int) -> list[float]:
     size = searcher.config.population_size
     for _ in range(generations):
         prompts = searcher.ask(size)
-        searcher.tell([(p, evaluation(p, planted(p))) for p in prompts])
+        searcher.tell(outcomes(searcher, [(p, evaluation(p, planted(p))) for p in prompts]))
         best.append(max(planted(p) for p in prompts))
     return best
 
@@ -179,10 +186,10 @@ def test_generation_advances_only_when_all_offspring_are_told():
     searcher = make(population_size=4)
     first = searcher.ask(3)
     assert len(first) == 3 and searcher.generation == 0
-    searcher.tell([(p, evaluation(p, 0.5)) for p in first])
+    searcher.tell(outcomes(searcher, [(p, evaluation(p, 0.5)) for p in first]))
     rest = searcher.ask(3)  # the generation's last member only
     assert len(rest) == 1 and searcher.ask(3) == []
-    searcher.tell([(rest[0], evaluation(rest[0], 0.5))])
+    searcher.tell(outcomes(searcher, [(rest[0], evaluation(rest[0], 0.5))]))
     assert searcher.generation == 1 and len(searcher.ask(4)) == 4
 
 
@@ -196,8 +203,9 @@ def test_racing_stopped_candidates_rank_below_full_split_ones():
         return Evaluation(prompt.key, "dev", tuple(ids), [], objectives, len(ids), error=error)
 
     # b and c were stopped by racing with excellent minibatch scores; d failed.
-    searcher.tell([(a, scored(a, 0.9)), (b, scored(b, 0.1, DEV[:8])), (c, scored(c, 0.2, DEV[:16])),
-                   (d, scored(d, 0, error="boom"))])  # fmt: skip
+    told = [(a, scored(a, 0.9)), (b, scored(b, 0.1, DEV[:8])), (c, scored(c, 0.2, DEV[:16])),
+            (d, scored(d, 0, error="boom"))]  # fmt: skip
+    searcher.tell(outcomes(searcher, told))
     ranked = [searcher.prompt(i).key for i in searcher.hall_of_fame]
     assert ranked == [a.key, c.key, b.key, d.key]
     fitness = {searcher.prompt(i).key: i.fitness.values for i in searcher.population}
@@ -231,8 +239,9 @@ def test_deterministic_and_resumable_mid_generation(algorithm):
             prompts = searcher.ask(3)  # 3 does not divide the population: generations straddle
             keys += [p.key for p in prompts]
             # About half are stopped by racing (a partial split), as in a campaign.
-            searcher.tell([(p, evaluation(p, planted(p), DEV[: 8 * (1 + int(p.key, 16) % 4)]))
-                           for p in prompts])  # fmt: skip
+            told = [(p, evaluation(p, planted(p), DEV[: 8 * (1 + int(p.key, 16) % 4)]))
+                    for p in prompts]  # fmt: skip
+            searcher.tell(outcomes(searcher, told))
         return keys
 
     straight = make(7, algorithm=algorithm, population_size=5)
@@ -281,7 +290,7 @@ def test_lm_operators_on_a_tiny_model_stay_valid_and_fall_back(tiny_causal):
         prompts = searcher.ask(4)
         for prompt in prompts:
             prompt.check_task(TASK)
-        searcher.tell([(p, evaluation(p, planted(p))) for p in prompts])
+        searcher.tell(outcomes(searcher, [(p, evaluation(p, planted(p))) for p in prompts]))
     stats = searcher.lm.stats
     assert stats["used"] + stats["fallback"] > 0  # the model was asked
     assert len(searcher.lm.cache) > 0

@@ -21,7 +21,7 @@ from promptscout.evaluation.local import LocalEvaluator
 from promptscout.leaderboard import build_leaderboard
 from promptscout.objectives import resolve_objective
 from promptscout.prompts import Prompt
-from promptscout.soft import tensors_digest
+from promptscout.soft_tensors import tensors_digest
 from promptscout.store import Store
 from promptscout.tasks import load_task
 

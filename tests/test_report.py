@@ -23,8 +23,8 @@ OPTIONS = 'top_k = 3\nensembles = ["average", "weighted"]\ncalibrate = true'
 
 @pytest.fixture
 def finished_store(write_campaign, tmp_path):
-    """A finished tiny campaign with ensembles, whose random searcher recorded a training curve
-    in its state (as an RL searcher would)."""
+    """A finished tiny campaign with ensembles, whose random searcher declared a training curve
+    through its reporting hook (as the RL searcher does)."""
     path = write_campaign(budget=160)
     path.write_text(path.read_text().replace("top_k = 2", OPTIONS))
     config = load_config(path)
@@ -34,9 +34,8 @@ def finished_store(write_campaign, tmp_path):
         campaign.run()
     finally:
         campaign.close()
-    state = store.searcher_state("random")
     curve = [[step, float(np.tanh(step / 10))] for step in range(30)]
-    store.save_searcher_state("random", {**state, "curve": {"points": curve, "y": "reward"}})
+    store.meta.set_searcher_report("random", {"curves": [{"points": curve, "y": "reward"}]})
     store.close()
     return config.store_path
 
@@ -101,9 +100,8 @@ def test_searcher_curves_accept_the_documented_forms(finished_store, tmp_path):
         curves = searcher_curves(store)
         assert list(curves) == ["random"] and curves["random"]["y"] == "reward"
         assert len(curves["random"]["points"]) == 30
-        state = store.searcher_state("manual")
-        store.save_searcher_state("manual", {**state, "curve": [[0, 1.0], [1, 2.0]]})
-        store.save_searcher_state("random", {"curve": "not a curve"})
+        store.meta.set_searcher_report("manual", {"curves": [[[0, 1.0], [1, 2.0]]]})
+        store.meta.set_searcher_report("random", {"curves": ["not a curve"]})
         curves = searcher_curves(store)
     assert list(curves) == ["manual"] and curves["manual"]["points"] == [(0.0, 1.0), (1.0, 2.0)]
 

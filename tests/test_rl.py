@@ -11,10 +11,10 @@ import torch
 from campaign_fixtures import dying_factory, run_campaign, saved_state, searcher_campaign
 
 from promptscout.errors import PromptscoutError
-from promptscout.model.policy import PromptPolicy, word_candidates
 from promptscout.report import searcher_curves
 from promptscout.searchers import SearchContext, create_searcher
 from promptscout.searchers.rl import reward, z_scores
+from promptscout.searchers.rl.policy import PromptPolicy, word_candidates
 from promptscout.searchers.stream import BalancedStream
 from promptscout.store import Store
 from promptscout.tasks import load_task

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from campaign_fixtures import outcomes
 
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation
@@ -60,7 +61,7 @@ def drive(searcher, rounds: int, n: int = 3) -> list[str]:
     for _ in range(rounds):
         prompts = searcher.ask(n)
         keys += [p.key for p in prompts]
-        searcher.tell([(p, fake_evaluation(p)) for p in prompts])
+        searcher.tell(outcomes(searcher, [(p, fake_evaluation(p)) for p in prompts]))
     return keys
 
 

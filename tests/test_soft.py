@@ -10,24 +10,24 @@ import sqlite3
 import numpy as np
 import pytest
 import torch
-from campaign_fixtures import dying_factory, run_campaign
+from campaign_fixtures import dying_factory, outcomes, run_campaign
 
 from promptscout.cli import main
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.local import LocalEvaluator
 from promptscout.leaderboard import build_leaderboard, describe
-from promptscout.model.soft import (
+from promptscout.model.soft_input import score_soft
+from promptscout.objectives import resolve_objective
+from promptscout.prompts import Prompt
+from promptscout.searchers import SearchContext, create_searcher
+from promptscout.searchers.prompt_tuning.training import (
     SoftTrainer,
     final_norm_weights,
     init_prefix,
     nearest_tokens,
-    score_soft,
 )
-from promptscout.objectives import resolve_objective
-from promptscout.prompts import Prompt
-from promptscout.searchers import SearchContext, create_searcher
-from promptscout.soft import (
+from promptscout.soft_tensors import (
     decode_tensors,
     encode_tensors,
     export_tensor_path,
@@ -230,11 +230,11 @@ def test_searcher_offers_its_tensors_and_stops_early(tiny_causal):
 
     gold = np.array([e.label for e in dev])
     good = np.where(np.eye(2)[gold] > 0, -0.1, -3.0).tolist()
-    searcher.tell([told(soft, good), told(projected, good)])
+    searcher.tell(outcomes(searcher, [told(soft, good), told(projected, good)]))
     assert searcher.best["digest"] == soft.soft and searcher.stale == 0
     for _ in range(2):  # worse on dev: patience runs out
         (prompt,) = searcher.ask(1)
-        searcher.tell([told(prompt, np.zeros((len(dev), 2)).tolist())])
+        searcher.tell(outcomes(searcher, [told(prompt, np.zeros((len(dev), 2)).tolist())]))
     assert searcher.exhausted and searcher.ask(1) == []
     assert searcher.best["digest"] == soft.soft
 

@@ -189,8 +189,8 @@ def finalize_ensembles(
     task: Task,
     objectives: Sequence[Objective],
     evaluator: Callable[[], Evaluator],
+    finalists: Sequence[tuple[Prompt, str]],
     *,
-    top_k: int,
     methods: Sequence[str] = (),
     size: int = 0,
     calibrate: bool = False,
@@ -198,7 +198,7 @@ def finalize_ensembles(
 ) -> int:
     """Store the finalists' test intervals and the ensemble rows; return the number of rows.
 
-    Run after the finalists (the ``top_k`` prompts by dev) were re-scored on the held-out split.
+    Run after the finalists were re-scored on the held-out split.
 
     Args:
         store: The campaign store (writable).
@@ -206,33 +206,29 @@ def finalize_ensembles(
         objectives: The campaign's objectives.
         evaluator: Returns the evaluator that scores content-free inputs (called only when
             ``calibrate`` is set and some are not in the store yet).
-        top_k: How many finalists there are.
+        finalists: The best prompts by the search split, best first, each with the searcher
+            that proposed it.
         methods: Pooling methods of the ensembles of the best ``size`` finalists.
         size: Members of each ensemble (0: all finalists).
         calibrate: Add a contextually calibrated row per finalist and a calibrated variant of
             each ensemble.
         log: Where to write a line about what was done.
     """
-    from promptscout.leaderboard import build_leaderboard  # the leaderboard imports this package
+    meta = store.meta
+    dev_ids, test_ids = meta.search_examples, meta.holdout_examples
+    prompts = [prompt for prompt, _ in finalists]
+    searchers = {prompt.key: searcher for prompt, searcher in finalists}
 
-    config = store.get_meta("config")
-    search, holdout = config["task"]["search_split"], config["task"]["holdout_split"]
-    dev_ids, test_ids = store.get_meta("search_examples"), store.get_meta("holdout_examples")
-    finalists = build_leaderboard(store, top=top_k, ensembles=False) if top_k > 0 else []
-    prompts = [e.prompt for e in finalists]
-    searchers = {e.prompt.key: e.searcher for e in finalists}
-
-    def stored(split: str, ids: Sequence[str] | None) -> dict[str, Evaluation]:
+    def stored(split: str, ids: Sequence[str]) -> dict[str, Evaluation]:
         found = {p.key: store.find_evaluation(p.key, split, ids) for p in prompts} if ids else {}
         return {k: e for k, e in found.items() if e is not None and e.ok}
 
-    dev, test = stored(search, dev_ids), stored(holdout, test_ids)
-    intervals = {
+    dev, test = stored(meta.search_split, dev_ids), stored(meta.holdout_split, test_ids)
+    meta.intervals = {
         p.key: {"test": _intervals(task, objectives, p, test[p.key])}
         for p in prompts
         if p.key in test
     }
-    store.set_meta("intervals", intervals)
     records: list[dict[str, Any]] = []
     if task.kind == "classification" and (methods or calibrate):
         free = _content_free(store, task, evaluator, prompts, searchers) if calibrate else {}
@@ -245,7 +241,7 @@ def finalize_ensembles(
             records += [pooler.record("average", [p], True) for p in usable]
             if len(members) >= 2:
                 records += [pooler.record(m, members, True) for m in methods]
-    store.set_meta("ensembles", records)
+    meta.ensembles = records
     if log is not None and records:
         log(f"{len(records)} ensemble row(s) from the top {len(members)} prompts")
     return len(records)

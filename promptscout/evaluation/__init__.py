@@ -1,8 +1,6 @@
-"""Evaluators score prompts against the model: in-process now, Ray actors later."""
+"""Evaluators score prompts against the model (in-process or on Ray actors); racing decides how
+far each candidate is scored; outcomes are what searchers are told.
 
-from __future__ import annotations
-
-from promptscout.evaluation.base import Evaluation, Evaluator
-from promptscout.evaluation.local import LocalEvaluator
-
-__all__ = ["Evaluation", "Evaluator", "LocalEvaluator"]
+The submodules are imported where they are needed: ``evaluation.local`` and the Ray modules
+bring the model stack, ``evaluation.base`` and ``evaluation.outcome`` are plain data.
+"""

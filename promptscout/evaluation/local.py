@@ -13,7 +13,7 @@ from promptscout.evaluation.cache import ScoreCache, generation_variant, label_v
 from promptscout.model import LanguageModel
 from promptscout.objectives import Objective, ObjectiveInput
 from promptscout.prompts import Prompt
-from promptscout.soft import PREFIX, SoftResolver, check_tensors
+from promptscout.soft_tensors import PREFIX, SoftResolver, check_tensors
 from promptscout.tasks import Example, Task
 
 

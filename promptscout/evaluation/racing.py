@@ -14,14 +14,16 @@ the score cache means examples scored at an earlier stage are never scored again
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation
+from promptscout.evaluation.outcome import Outcome, Status
 from promptscout.objectives import Objective, ObjectiveInput, Ranking
 from promptscout.prompts import Prompt
 from promptscout.tasks import Task
@@ -101,3 +103,108 @@ class PairedComparison:
         n = len(diff)
         spread = diff.std(ddof=1) / math.sqrt(n) if n > 1 else math.inf
         return bool(diff.mean() + self.z * spread < 0)
+
+
+Lookup = Callable[[Prompt, tuple[str, ...]], "Evaluation | None"]
+"""The stored evaluation of a prompt on exactly these search examples, or None."""
+Score = Callable[[list[Prompt], tuple[str, ...]], Iterator[Evaluation]]
+"""Scores prompts on these search examples, yielding evaluations as they complete."""
+Record = Callable[[Prompt, Evaluation], None]
+"""Keeps a new evaluation (its ``examples`` is the stage's cost); called as each arrives."""
+
+
+class Race:
+    """Scores a batch of candidates stage by stage and decides each one's :class:`Outcome`.
+
+    At every stage but the last, a candidate clearly behind the incumbent on the stage's examples
+    stops there (:class:`Status.STOPPED`); one that fails stops at once
+    (:class:`Status.FAILED`); the rest reach the whole split (:class:`Status.COMPLETE`). Without
+    an incumbent every candidate that scores goes to the whole split.
+
+    Evaluations already stored (same prompt, same examples) are reused at no cost, which makes a
+    resumed batch replay the decisions of the interrupted one.
+
+    Args:
+        stages: The example ids of each stage (:func:`race_stages`); the last is the whole split.
+        comparison: Decides "clearly behind" on the same examples.
+    """
+
+    def __init__(self, stages: Sequence[tuple[str, ...]], comparison: PairedComparison) -> None:
+        self.stages = [tuple(s) for s in stages]
+        self.comparison = comparison
+        self.split_ids = self.stages[-1]
+
+    def run(
+        self,
+        prompts: Sequence[Prompt],
+        incumbent: tuple[Prompt, Evaluation] | None,
+        lookup: Lookup,
+        score: Score,
+        record: Record,
+    ) -> list[Outcome]:
+        """Race ``prompts`` against ``incumbent``; their outcomes, in prompt order."""
+        results: dict[str, Evaluation] = {}
+        remaining: list[Prompt] = list(prompts)
+        covered: tuple[str, ...] = ()
+        for stage_ids in self.stages:
+            # What a stage costs: the examples earlier stages of this race did not cover. It is
+            # what the model reads (earlier outputs come from the score cache), but derived from
+            # the stages alone, so a resumed campaign spends exactly what an uninterrupted one does.
+            cost = len(set(stage_ids) - set(covered))
+            covered = stage_ids
+            todo = []
+            for prompt in remaining:
+                found = lookup(prompt, stage_ids)
+                if found is None:
+                    todo.append(prompt)
+                else:
+                    results[prompt.key] = found
+            by_key = {p.key: p for p in todo}
+            for evaluation in score(todo, stage_ids) if todo else ():
+                evaluation = dataclasses.replace(evaluation, examples=cost)
+                record(by_key[evaluation.prompt_key], evaluation)
+                results[evaluation.prompt_key] = evaluation
+            if incumbent is not None and stage_ids != self.split_ids:
+                remaining = [
+                    p
+                    for p in remaining
+                    if not self._behind(p, results[p.key], incumbent, stage_ids)
+                ]
+            else:
+                remaining = [p for p in remaining if results[p.key].ok]
+        return [self.outcome(p, results[p.key]) for p in prompts]
+
+    def outcome(self, prompt: Prompt, evaluation: Evaluation) -> Outcome:
+        """The outcome of a prompt whose last evaluation of this race is ``evaluation``."""
+        score = self.comparison.ranking.score(evaluation.objectives) if evaluation.ok else None
+        if score is None or not math.isfinite(score):
+            return Outcome(prompt, evaluation, Status.FAILED, 0.0, float("-inf"))
+        scored = len(evaluation.example_ids)
+        full = evaluation.example_ids == self.split_ids
+        status = Status.COMPLETE if full else Status.STOPPED
+        return Outcome(prompt, evaluation, status, min(1.0, scored / len(self.split_ids)), score)
+
+    def _behind(
+        self,
+        prompt: Prompt,
+        evaluation: Evaluation,
+        incumbent: tuple[Prompt, Evaluation],
+        stage_ids: tuple[str, ...],
+    ) -> bool:
+        if not evaluation.ok:
+            return True
+        mine = self.comparison.per_example(prompt, evaluation, stage_ids)
+        theirs = self.comparison.per_example(*incumbent, stage_ids)
+        return self.comparison.clearly_behind(mine, theirs)
+
+    @staticmethod
+    def leader(outcomes: Sequence[Outcome], incumbent: tuple[Prompt, Evaluation] | None,
+               ranking: Ranking) -> tuple[Prompt, Evaluation] | None:  # fmt: skip
+        """The incumbent after a batch: the best candidate scored on the whole split (the
+        earlier incumbent keeps its place on a tie)."""
+        best = incumbent
+        best_score = ranking.score(incumbent[1].objectives) if incumbent else float("-inf")
+        for outcome in outcomes:
+            if outcome.complete and outcome.score > best_score:
+                best, best_score = (outcome.prompt, outcome.evaluation), outcome.score
+        return best

@@ -31,7 +31,7 @@ from promptscout.evaluation.ray_cluster import check_resources, connect_ray, rea
 from promptscout.evaluation.ray_worker import ScoringWorker, plain_example, task_header
 from promptscout.objectives import Objective
 from promptscout.prompts import Prompt
-from promptscout.soft import SoftResolver
+from promptscout.soft_tensors import SoftResolver
 from promptscout.tasks import Task
 
 if TYPE_CHECKING:

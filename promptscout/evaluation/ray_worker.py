@@ -89,7 +89,7 @@ class ScoringWorker:
         texts_per_call: int = 128,
     ) -> None:
         from promptscout.model import load_model
-        from promptscout.model.base import configure_threads
+        from promptscout.model.compute import configure_threads
 
         if threads is not None:
             configure_threads(threads)

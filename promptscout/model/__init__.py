@@ -10,8 +10,16 @@ Example:
 
 from __future__ import annotations
 
-from promptscout.model.base import LanguageModel, continuation
+from promptscout.model.base import LanguageModel
 from promptscout.model.embedded import EMBEDDED_MODEL_NAME
-from promptscout.model.loading import known_models, load_model
+from promptscout.model.loading import DTYPES, known_models, load_model
+from promptscout.prompts import continuation
 
-__all__ = ["EMBEDDED_MODEL_NAME", "LanguageModel", "continuation", "known_models", "load_model"]
+__all__ = [
+    "DTYPES",
+    "EMBEDDED_MODEL_NAME",
+    "LanguageModel",
+    "continuation",
+    "known_models",
+    "load_model",
+]

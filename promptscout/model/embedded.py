@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from promptscout.errors import PromptscoutError
+from promptscout.model.hf import quiet_transformers
 
 EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
 INSTALL_HINT = (
@@ -122,8 +123,6 @@ def _convert(source: Path, out: Path) -> None:
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
-
-    from promptscout.model.loading import quiet_transformers
 
     folder, name = str(source.parent), source.name
     bar = gguf_utils.tqdm  # the GGUF reader's own tqdm bar, out of transformers' switch's reach

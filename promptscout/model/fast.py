@@ -12,8 +12,8 @@ loses its time:
   per pass; no cache object is created or grown;
 - the last layer's attention output, MLP and final norm run only on the rows the output head reads.
 
-:class:`~promptscout.model.causal.CausalLM` uses it when :func:`fast_decoder` accepts the model
-and a probe reproduces the model's own numbers; otherwise it runs the model's forward.
+:class:`~promptscout.model.engine.PrefixEngine` uses it when :func:`fast_decoder` accepts the
+model and a probe reproduces the model's own numbers; otherwise it runs the model's forward.
 """
 
 from __future__ import annotations

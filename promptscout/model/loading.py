@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
-from collections.abc import Iterator
 from typing import Any
 
 from promptscout.errors import PromptscoutError
 from promptscout.model.base import LanguageModel
 from promptscout.model.embedded import EMBEDDED_MODEL_NAME, embedded_model_dir
+from promptscout.model.hf import quiet_transformers
 
 DTYPES = ("float32", "bfloat16", "float16")
+"""The weight dtypes :func:`load_model` accepts (scores are computed in float32 whatever)."""
+
 # Encoder families whose language-model head is a masked LM, for configs without `architectures`.
 _MASKED_TYPES = {
     "bert", "roberta", "xlm-roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2",
@@ -118,20 +119,3 @@ def _reason(e: Exception) -> str:
     text = str(e).strip()
     line = text.splitlines()[0].rstrip(".") if text else type(e).__name__
     return line if len(line) <= 200 else line[:197] + "..."
-
-
-@contextlib.contextmanager
-def quiet_transformers(verbosity: int | None = None) -> Iterator[None]:
-    """Hide transformers' progress bars (and, if given, lower its log verbosity) for a block."""
-    from transformers.utils import logging as hf_logging
-
-    bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar()
-    if verbosity is not None:
-        hf_logging.set_verbosity(verbosity)
-    try:
-        yield
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
-        hf_logging.set_verbosity(level)

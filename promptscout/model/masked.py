@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from promptscout.errors import PromptscoutError
-from promptscout.model.base import HFLanguageModel
+from promptscout.model.hf import HFLanguageModel
 
 MASK_MARKER = "[P]"
 """Where the label word goes in a masked-LM prompt; without it, the word goes at the end."""
@@ -24,7 +24,7 @@ class MaskedLM(HFLanguageModel):
     """A masked language model.
 
     The masks go where the text has the marker ``[P]`` (``"It was [P]. {text}"``), or after the
-    text; the spacing rule of :func:`~promptscout.model.base.continuation` decides how the label
+    text; the spacing rule of :func:`~promptscout.prompts.continuation` decides how the label
     word is tokenised after the text before the masks. The tokenizer's own special tokens
     (``[CLS] ... [SEP]``) wrap the whole. Too-long inputs lose tokens from the left of the text
     before the masks (the text after ``[P]`` is kept, cut at its end only if it alone overflows).

@@ -9,7 +9,7 @@ the network once, and its key/value cache serves every sequence that continues i
 
 Sharing a short segment costs more (a cache to copy, a smaller batch) than recomputing it, so a
 segment is kept as its own node only when it saves enough tokens; otherwise it is folded into its
-children (each recomputes it). This module is plain Python; ``causal.py`` runs the tree.
+children (each recomputes it). This module is plain Python; ``engine.py`` runs the tree.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ from promptscout.searchers.base import SearchContext, Searcher, SearcherConfig
 from promptscout.searchers.bayesian import BayesianSearcher
 from promptscout.searchers.evolutionary import EvolutionarySearcher
 from promptscout.searchers.manual import ManualSearcher
+from promptscout.searchers.prompt_tuning import SoftSearcher
 from promptscout.searchers.random_search import RandomSearcher
 from promptscout.searchers.rl import RLSearcher
-from promptscout.searchers.soft import SoftSearcher
 
 __all__ = [
     "SEARCHERS",

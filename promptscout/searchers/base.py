@@ -1,14 +1,16 @@
-"""The searcher contract: ask for prompts, be told their scores, resume from saved state."""
+"""The searcher contract: ask for prompts, be told their outcomes, resume from saved state."""
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation
+from promptscout.evaluation.outcome import Outcome, Status
 from promptscout.objectives import MAXIMIZE, Ranking
 from promptscout.prompts import Prompt
 
@@ -73,19 +75,61 @@ class SearchContext:
         """The searcher-facing score of an evaluation: larger is better, failures are -inf."""
         return self.ranking.score(evaluation.objectives) if evaluation.ok else float("-inf")
 
+    def outcome(
+        self, prompt: Prompt, evaluation: Evaluation, search_size: int | None = None
+    ) -> Outcome:
+        """The :class:`Outcome` of ``prompt``'s last search-split evaluation.
+
+        Complete when it covers ``search_size`` examples (default: the whole split it was scored
+        on), stopped early when fewer, failed when it has an error or no finite score. The
+        campaign passes its search split's size; tests and tools build outcomes with this too.
+        """
+        score = self.score(evaluation)
+        if not evaluation.ok or not math.isfinite(score):
+            return Outcome(prompt, evaluation, Status.FAILED, 0.0, float("-inf"))
+        if search_size is None:
+            try:
+                search_size = len(self.task.split(evaluation.split))
+            except PromptscoutError:  # a split the task lacks: what was scored is all of it
+                search_size = len(evaluation.example_ids)
+        scored = len(evaluation.example_ids)
+        status = Status.COMPLETE if scored >= search_size else Status.STOPPED
+        return Outcome(prompt, evaluation, status, min(1.0, scored / max(search_size, 1)), score)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A training curve a searcher declares for the report (:meth:`Searcher.curves`)."""
+
+    points: list[tuple[float, float]]
+    x: str = "step"
+    y: str = "value"
+    title: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"points": [list(p) for p in self.points], "x": self.x, "y": self.y,
+                "title": self.title}  # fmt: skip
+
 
 class Searcher(ABC):
-    """Proposes prompts and learns from their scores.
+    """Proposes prompts and learns from their outcomes.
 
-    Contract:
+    What a searcher implements:
         * ``ask(n)`` returns up to ``n`` prompts (fewer, or none, when the searcher has nothing
           new to offer; :attr:`exhausted` then tells whether it ever will).
-        * ``tell(results)`` receives ``(prompt, evaluation)`` pairs for prompts it asked for, in
-          ask order. Prompts the campaign had scored before are told from the store, so
-          duplicates cost nothing.
-        * Deterministic given :attr:`SearchContext.seed` and the sequence of ``tell`` calls.
-        * ``state()`` returns JSON-ready data from which ``load_state`` restores the searcher
-          exactly; the campaign saves it after every ``tell``.
+        * ``tell(outcomes)`` receives one :class:`Outcome` per prompt it asked for, in ask
+          order, with the racing status the campaign decided. Prompts the campaign had scored
+          before are told from the store, so duplicates cost nothing.
+        * ``save()`` returns JSON-ready data from which ``restore`` rebuilds the searcher
+          exactly; deterministic given :attr:`SearchContext.seed` and the ``tell`` calls.
+        * Optional reporting hooks: :meth:`curves` (training curves the report draws) and
+          :attr:`best_prompt` (what the searcher itself considers its best so far).
+
+    What the base class owns (the campaign calls these):
+        * :meth:`propose`: ``ask`` with every prompt stamped with the searcher's name;
+        * :meth:`state` / :meth:`load_state`: ``save``/``restore`` with the state version
+          (:attr:`state_version`) written and checked in one place;
+        * :meth:`report`: the reporting hooks as plain data for the store.
 
     Subclasses set ``type_name`` and ``config_class`` and are registered with
     :func:`promptscout.searchers.register_searcher`.
@@ -93,6 +137,7 @@ class Searcher(ABC):
 
     type_name: ClassVar[str]
     config_class: ClassVar[type[SearcherConfig]] = SearcherConfig
+    state_version: ClassVar[int] = 1
 
     def __init__(self, config: SearcherConfig, context: SearchContext) -> None:
         self.config = config
@@ -102,12 +147,14 @@ class Searcher(ABC):
     def name(self) -> str:
         return self.config.name or self.type_name
 
+    # -- what a searcher implements ----------------------------------------------------------
+
     @abstractmethod
     def ask(self, n: int) -> list[Prompt]:
         """Up to ``n`` prompts to evaluate next."""
 
-    def tell(self, results: Sequence[tuple[Prompt, Evaluation]]) -> None:  # noqa: B027
-        """Learn from scored prompts (searchers that do not learn ignore this)."""
+    def tell(self, outcomes: Sequence[Outcome]) -> None:  # noqa: B027
+        """Learn from the outcomes of asked prompts (searchers that do not learn ignore this)."""
 
     @property
     def exhausted(self) -> bool:
@@ -115,8 +162,8 @@ class Searcher(ABC):
         return False
 
     def soft_tensors(self, digest: str) -> dict[str, Any] | None:
-        """The tensors (name -> float32 NumPy array, see :mod:`promptscout.soft`) of a soft
-        prompt this searcher's latest ``ask`` returned, by its :attr:`Prompt.soft` digest.
+        """The tensors (name -> float32 NumPy array, see :mod:`promptscout.soft_tensors`) of a
+        soft prompt this searcher's latest ``ask`` returned, by its :attr:`Prompt.soft` digest.
 
         The campaign calls it right after ``ask`` for every soft prompt whose tensors its store
         lacks, and keeps them there; searchers that propose no soft prompts return None.
@@ -124,28 +171,79 @@ class Searcher(ABC):
         return None
 
     @abstractmethod
-    def state(self) -> dict[str, Any]:
-        """JSON-ready state for :meth:`load_state`."""
+    def save(self) -> dict[str, Any]:
+        """JSON-ready state for :meth:`restore` (the base class adds the version)."""
 
     @abstractmethod
+    def restore(self, state: dict[str, Any]) -> None:
+        """Rebuild the searcher from what :meth:`save` returned."""
+
+    def curves(self) -> list[Curve]:
+        """Training curves for the report (none by default)."""
+        return []
+
+    @property
+    def best_prompt(self) -> Prompt | None:
+        """The searcher's own pick so far, if it keeps one (the campaign ranks all prompts
+        itself; this is what e.g. a trained policy would answer)."""
+        return None
+
+    # -- what the base class owns ------------------------------------------------------------
+
+    def propose(self, n: int) -> list[Prompt]:
+        """``ask(n)`` without repeats, each prompt's metadata stamped with this searcher's name."""
+        unique: dict[str, Prompt] = {}
+        for prompt in self.ask(n):
+            if prompt.key not in unique:
+                metadata = {k: v for k, v in prompt.metadata.items() if k != "searcher"}
+                unique[prompt.key] = replace(prompt, metadata={"searcher": self.name, **metadata})
+        return list(unique.values())
+
+    def state(self) -> dict[str, Any]:
+        """The saved state: :meth:`save`'s data with the state version."""
+        return {"version": self.state_version, **self.save()}
+
     def load_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state` returned."""
+        """Restore :meth:`state`'s output, refusing a state another version wrote."""
+        version = state.get("version")
+        if version != self.state_version:
+            raise PromptscoutError(
+                f"{self.type_name} searcher '{self.name}': saved state version {version} is not "
+                f"{self.state_version}; start a new campaign"
+            )
+        self.restore({k: v for k, v in state.items() if k != "version"})
+
+    def report(self) -> dict[str, Any]:
+        """The reporting hooks as plain data (the campaign stores it after every turn)."""
+        best = self.best_prompt
+        return {
+            "curves": [c.to_dict() for c in self.curves()],
+            "best": best.to_dict() if best is not None else None,
+        }
 
 
-def track_best(
-    best: dict[str, Any] | None, prompt: Prompt, evaluation: Evaluation, context: SearchContext
-) -> dict[str, Any] | None:
-    """The better of ``best`` and this scored prompt, as a JSON-ready record.
+class BestSoFar:
+    """The best prompt a searcher was told about.
 
     A prompt scored on more search examples beats one that racing stopped earlier (partial
     scores on 8 easy examples are not comparable with full ones); among equals, the higher
-    :meth:`SearchContext.score` wins. Failures count as scored on no examples.
-
-    Returns:
-        ``best`` unchanged, or ``{"key", "examples", "score", "prompt"}`` for this prompt.
+    score wins. Failures count as scored on no examples. :attr:`record` is plain data for the
+    searcher's saved state.
     """
-    examples = len(evaluation.example_ids) if evaluation.ok else 0
-    score = context.score(evaluation)
-    if best is not None and (examples, score) <= (best["examples"], best["score"]):
-        return best
-    return {"key": prompt.key, "examples": examples, "score": score, "prompt": prompt.to_dict()}
+
+    def __init__(self, record: dict[str, Any] | None = None) -> None:
+        self.record = record
+
+    def update(self, outcome: Outcome) -> None:
+        best = self.record
+        if best is not None and (outcome.examples, outcome.score) <= (
+            best["examples"],
+            best["score"],
+        ):
+            return
+        self.record = {"key": outcome.key, "examples": outcome.examples,
+                       "score": outcome.score, "prompt": outcome.prompt.to_dict()}  # fmt: skip
+
+    @property
+    def prompt(self) -> Prompt | None:
+        return Prompt.from_dict(self.record["prompt"]) if self.record else None

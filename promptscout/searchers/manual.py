@@ -55,7 +55,7 @@ class ManualSearcher(Searcher):
         super().__init__(config, context)
         label_sets = [tuple(ws) for ws in config.label_words] or [context.label_words]
         self._prompts = [
-            Prompt(template, label_words, instruction, metadata={"searcher": self.name})
+            Prompt(template, label_words, instruction)
             for template, label_words, instruction in itertools.product(
                 config.templates, label_sets, config.instructions
             )
@@ -73,8 +73,8 @@ class ManualSearcher(Searcher):
     def exhausted(self) -> bool:
         return self._next >= len(self._prompts)
 
-    def state(self) -> dict[str, Any]:
+    def save(self) -> dict[str, Any]:
         return {"next": self._next}
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
         self._next = int(state["next"])

@@ -89,7 +89,6 @@ class RandomSearcher(Searcher):
             instruction=self._pick(cfg.instructions),
             demos=demos,
             separator="\n\n" if demos else "\n",
-            metadata={"searcher": self.name},
         )
 
     def ask(self, n: int) -> list[Prompt]:
@@ -110,14 +109,14 @@ class RandomSearcher(Searcher):
     def exhausted(self) -> bool:
         return self._exhausted
 
-    def state(self) -> dict[str, Any]:
+    def save(self) -> dict[str, Any]:
         return {
             "rng": self._rng.bit_generator.state,
             "seen": sorted(self._seen),
             "exhausted": self._exhausted,
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
         self._rng.bit_generator.state = state["rng"]
         self._seen = set(state["seen"])
         self._exhausted = bool(state["exhausted"])

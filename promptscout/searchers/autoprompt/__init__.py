@@ -16,12 +16,14 @@ furthest into that class.
 
 The searcher needs the campaign's model (white-box access through
 :meth:`~promptscout.searchers.SearchContext.model`); the gradient code lives in
-:mod:`promptscout.model.gradients`.
+:mod:`promptscout.searchers.autoprompt.gradients`, the trigger template in
+:mod:`promptscout.searchers.triggers`.
 """
 
 from __future__ import annotations
 
-from promptscout.searchers.autoprompt.config import AutoPromptConfig, TriggerTemplate
+from promptscout.searchers.autoprompt.config import AutoPromptConfig
 from promptscout.searchers.autoprompt.searcher import AutoPromptSearcher, label_loss
+from promptscout.searchers.triggers import TriggerTemplate
 
 __all__ = ["AutoPromptConfig", "AutoPromptSearcher", "TriggerTemplate", "label_loss"]

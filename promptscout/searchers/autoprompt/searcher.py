@@ -9,29 +9,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from promptscout.errors import PromptscoutError
-from promptscout.evaluation.base import Evaluation
-from promptscout.model.base import continuation
-from promptscout.prompts import LABEL_SLOT, Prompt
-from promptscout.searchers.autoprompt.config import (
-    DEFAULT_TRIGGERS,
-    AutoPromptConfig,
-    TriggerTemplate,
-)
+from promptscout.prompts import LABEL_SLOT, Prompt, continuation
+from promptscout.searchers.autoprompt.config import DEFAULT_TRIGGERS, AutoPromptConfig
 from promptscout.searchers.autoprompt.labels import class_margins, pick_label_words, train_probe
-from promptscout.searchers.base import SearchContext, Searcher, track_best
+from promptscout.searchers.base import BestSoFar, Outcome, SearchContext, Searcher
 from promptscout.searchers.stream import ExampleStream
+from promptscout.searchers.triggers import TriggerTemplate
 
 if TYPE_CHECKING:
     from promptscout.model import LanguageModel
     from promptscout.tasks import Example
 
-STATE_VERSION = 1
 LOOKAHEAD = 8  # ranked tokens tried per wanted candidate before giving up on filling k
 
 
 def label_loss(scores: np.ndarray, gold: Sequence[int], loss: str) -> float:
     """Mean label loss of ``[texts, classes]`` label-word log-probabilities (see
-    :data:`promptscout.model.gradients.LOSSES`)."""
+    :data:`promptscout.searchers.autoprompt.gradients.LOSSES`)."""
     if loss == "class":
         top = scores.max(axis=1, keepdims=True)
         scores = scores - top - np.log(np.exp(scores - top).sum(axis=1, keepdims=True))
@@ -66,6 +60,7 @@ class AutoPromptSearcher(Searcher):
     type_name = "autoprompt"
     config_class = AutoPromptConfig
     config: AutoPromptConfig
+    state_version = 1
 
     def __init__(self, config: AutoPromptConfig, context: SearchContext) -> None:
         super().__init__(config, context)
@@ -83,7 +78,7 @@ class AutoPromptSearcher(Searcher):
         self._step = 0
         self._stream = ExampleStream(len(context.task.train))
         self._asked: dict[str, list[int]] = {}  # prompt key -> its trigger tokens
-        self._best: dict[str, Any] | None = None
+        self._best = BestSoFar()
         self._history: list[dict[str, Any]] = []
         # Derived from the model on first use (not state): token texts and the static filter.
         self._vocab: list[str] | None = None
@@ -104,7 +99,7 @@ class AutoPromptSearcher(Searcher):
     @property
     def best_prompt(self) -> Prompt | None:
         """The best prompt by dev score so far (full-split scores beat raced-out ones)."""
-        return Prompt.from_dict(self._best["prompt"]) if self._best else None
+        return self._best.prompt
 
     def _model(self) -> LanguageModel:
         model = self.context.model()
@@ -114,7 +109,7 @@ class AutoPromptSearcher(Searcher):
                 f"last in the template or leave it out ({self.template.template!r})"
             )
         if self._vocab is None:
-            from promptscout.model.gradients import token_texts
+            from promptscout.searchers.autoprompt.gradients import token_texts
 
             self._vocab = token_texts(model)
         return model
@@ -130,7 +125,7 @@ class AutoPromptSearcher(Searcher):
             self.template.template,
             self._words,
             triggers=self._texts(tokens),
-            metadata={"searcher": self.name, "tokens": list(tokens), **metadata},
+            metadata={"tokens": list(tokens), **metadata},
         )
 
     def _render(
@@ -149,7 +144,7 @@ class AutoPromptSearcher(Searcher):
 
     def _start(self, model: LanguageModel) -> None:
         """Initial triggers and (optionally) the label words; the first ask does this once."""
-        from promptscout.model.gradients import triggers_intact
+        from promptscout.searchers.autoprompt.gradients import triggers_intact
 
         word = self.config.initial_trigger.strip()
         train = self.context.task.train
@@ -170,7 +165,7 @@ class AutoPromptSearcher(Searcher):
         self._started = True
 
     def _search_label_words(self, model: LanguageModel) -> tuple[str, ...]:
-        from promptscout.model.gradients import output_embeddings, prediction_states
+        from promptscout.searchers.autoprompt.gradients import output_embeddings, prediction_states
 
         task = self.context.task
         texts, _ = self._render(task.train, self._tokens)
@@ -199,7 +194,7 @@ class AutoPromptSearcher(Searcher):
 
     def _static_blocked(self, model: LanguageModel, words: Sequence[str]) -> np.ndarray:
         """Tokens never used as triggers, whatever their context."""
-        from promptscout.model.gradients import special_token_ids
+        from promptscout.searchers.autoprompt.gradients import special_token_ids
 
         cfg = self.config
         assert self._vocab is not None
@@ -232,7 +227,7 @@ class AutoPromptSearcher(Searcher):
 
     def _search_step(self, model: LanguageModel) -> bool:
         """One HotFlip step on one slot; True when a swap was accepted."""
-        from promptscout.model.gradients import (
+        from promptscout.searchers.autoprompt.gradients import (
             hotflip_scores,
             label_rows,
             trigger_gradient,
@@ -315,17 +310,16 @@ class AutoPromptSearcher(Searcher):
             self._asked[prompt.key] = list(prompt.metadata["tokens"])
         return batch
 
-    def tell(self, results: Sequence[tuple[Prompt, Evaluation]]) -> None:
-        for prompt, evaluation in results:
-            self._best = track_best(self._best, prompt, evaluation, self.context)
+    def tell(self, outcomes: Sequence[Outcome]) -> None:
+        for outcome in outcomes:
+            self._best.update(outcome)
 
     @property
     def exhausted(self) -> bool:
         return self._started and self._step >= self.config.iterations
 
-    def state(self) -> dict[str, Any]:
+    def save(self) -> dict[str, Any]:
         return {
-            "version": STATE_VERSION,
             "started": self._started,
             "tokens": self._tokens,
             "label_words": list(self._words),
@@ -334,16 +328,11 @@ class AutoPromptSearcher(Searcher):
             "stream": self._stream.order,
             "cursor": self._stream.cursor,
             "asked": self._asked,
-            "best": self._best,
+            "best": self._best.record,
             "history": self._history,
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        if state.get("version") != STATE_VERSION:
-            raise PromptscoutError(
-                f"autoprompt searcher '{self.name}': saved state version {state.get('version')} "
-                f"is not {STATE_VERSION}; start a new campaign"
-            )
+    def restore(self, state: dict[str, Any]) -> None:
         self._started = bool(state["started"])
         self._tokens = [int(t) for t in state["tokens"]]
         self._words = tuple(state["label_words"])
@@ -351,6 +340,6 @@ class AutoPromptSearcher(Searcher):
         self._rng.bit_generator.state = state["rng"]
         self._stream.load(state["stream"], state["cursor"])
         self._asked = {k: [int(t) for t in v] for k, v in state["asked"].items()}
-        self._best = state["best"]
+        self._best = BestSoFar(state["best"])
         self._history = list(state["history"])
         self._blocked = None

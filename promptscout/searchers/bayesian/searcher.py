@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sqlite3
 import warnings
 from collections.abc import Sequence
@@ -11,16 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from promptscout.errors import PromptscoutError
-from promptscout.evaluation.base import Evaluation
 from promptscout.prompts import Prompt
-from promptscout.searchers.base import SearchContext, Searcher
+from promptscout.searchers.base import Outcome, SearchContext, Searcher, Status
 from promptscout.searchers.bayesian.space import BayesianConfig, PromptSpace
 
 if TYPE_CHECKING:  # optuna is imported on first use: config parsing must stay fast
     import optuna
-
-STATE_VERSION = 1
 
 
 def _optuna() -> Any:
@@ -71,7 +66,7 @@ class _Study:
         )
 
     def tell(self, number: int, outcome: dict[str, Any]) -> optuna.trial.FrozenTrial:
-        """Finish trial ``number`` with an outcome (see :meth:`BayesianSearcher.outcome`)."""
+        """Finish trial ``number`` (see :meth:`BayesianSearcher.trial_outcome`)."""
         TrialState = _optuna().trial.TrialState
         if outcome["state"] == "PRUNED":
             trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.id, number)
@@ -97,6 +92,7 @@ class BayesianSearcher(Searcher):
 
     type_name = "bayesian"
     config_class = BayesianConfig
+    state_version = 1
     config: BayesianConfig
 
     def __init__(self, config: BayesianConfig, context: SearchContext) -> None:
@@ -307,7 +303,7 @@ class BayesianSearcher(Searcher):
                     return None
                 self._working().study.enqueue_trial(params)
             number, params = self._next_trial()
-            prompt = self.space.prompt(params, {"searcher": self.name, "trial": number})
+            prompt = self.space.prompt(params, {"trial": number})
             if prompt is None:
                 self._finish(number, {"state": "FAIL"})
                 continue
@@ -334,18 +330,15 @@ class BayesianSearcher(Searcher):
                 batch.append(prompt)
         return batch
 
-    def outcome(self, evaluation: Evaluation) -> dict[str, Any]:
-        """What an evaluation tells a trial: FAIL, PRUNED (partial split) or COMPLETE."""
-        score = self.context.score(evaluation)
-        if not evaluation.ok or not math.isfinite(score):
+    def trial_outcome(self, outcome: Outcome) -> dict[str, Any]:
+        """What the campaign's outcome tells a trial: FAIL, PRUNED (stopped by racing, with its
+        minibatch score at step = examples scored) or COMPLETE."""
+        if outcome.status is Status.FAILED:
             return {"state": "FAIL"}
-        try:
-            full = len(self.context.task.split(evaluation.split))
-        except PromptscoutError:
-            full = len(evaluation.example_ids)
-        if len(evaluation.example_ids) < full:
-            return {"state": "PRUNED", "step": len(evaluation.example_ids), "score": score}
-        values = [score, float(evaluation.prompt_tokens)][: len(self.directions)]
+        if outcome.status is Status.STOPPED:
+            return {"state": "PRUNED", "step": outcome.examples, "score": outcome.score}
+        tokens = float(outcome.evaluation.prompt_tokens)
+        values = [outcome.score, tokens][: len(self.directions)]
         return {"state": "COMPLETE", "values": values, "n": 1}
 
     def _remember(self, key: str, outcome: dict[str, Any]) -> None:
@@ -359,10 +352,10 @@ class BayesianSearcher(Searcher):
             ]
             self._outcomes[key] = {"state": "COMPLETE", "values": values, "n": n}
 
-    def tell(self, results: Sequence[tuple[Prompt, Evaluation]]) -> None:
-        for prompt, evaluation in results:
-            key = prompt.key
-            self._remember(key, self.outcome(evaluation))
+    def tell(self, outcomes: Sequence[Outcome]) -> None:
+        for outcome in outcomes:
+            key = outcome.key
+            self._remember(key, self.trial_outcome(outcome))
             for number in [n for n, k in self._pending.items() if k == key]:
                 self._finish(number, self._outcomes[key])
 
@@ -379,7 +372,7 @@ class BayesianSearcher(Searcher):
         keys = [self._records[t.number]["key"] for t in best]
         return [k for i, k in enumerate(keys) if k and k not in keys[:i]]
 
-    def state(self) -> dict[str, Any]:
+    def save(self) -> dict[str, Any]:
         records = []
         for number, record in enumerate(self._records):
             record = dict(record)
@@ -387,19 +380,13 @@ class BayesianSearcher(Searcher):
                 record["system_attrs"] = self._working().trial(number).system_attrs
             records.append(record)
         return {
-            "version": STATE_VERSION,
             "trials": records,
             "pending": {str(n): k for n, k in self._pending.items()},
             "outcomes": self._outcomes,
             "exhausted": self._exhausted,
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        if state.get("version") != STATE_VERSION:
-            raise PromptscoutError(
-                f"bayesian searcher '{self.name}': saved state version {state.get('version')} "
-                f"is not {STATE_VERSION}; start a new campaign"
-            )
+    def restore(self, state: dict[str, Any]) -> None:
         self._records = [
             {**r, "params": {k: int(v) for k, v in r["params"].items()}} for r in state["trials"]
         ]

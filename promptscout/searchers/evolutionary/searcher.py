@@ -3,7 +3,6 @@ docstring)."""
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -11,9 +10,8 @@ from typing import Any
 from deap import base, tools
 
 from promptscout.errors import PromptscoutError
-from promptscout.evaluation.base import Evaluation
 from promptscout.prompts import Prompt
-from promptscout.searchers.base import SearchContext, Searcher
+from promptscout.searchers.base import Outcome, SearchContext, Searcher
 from promptscout.searchers.evolutionary.de import de_select, de_trials
 from promptscout.searchers.evolutionary.ga import ga_offspring, ga_survivors
 from promptscout.searchers.evolutionary.genome import (
@@ -26,8 +24,6 @@ from promptscout.searchers.evolutionary.lm_operators import LMOperators
 from promptscout.searchers.evolutionary.operators import Variation
 from promptscout.searchers.evolutionary.space import EvolutionaryConfig, PartSpace
 
-STATE_VERSION = 1
-
 
 class EvolutionarySearcher(Searcher):
     """A population of prompts evolved by a genetic algorithm or differential evolution.
@@ -39,6 +35,7 @@ class EvolutionarySearcher(Searcher):
 
     type_name = "evolutionary"
     config_class = EvolutionaryConfig
+    state_version = 1
     config: EvolutionaryConfig
 
     def __init__(self, config: EvolutionaryConfig, context: SearchContext) -> None:
@@ -80,8 +77,8 @@ class EvolutionarySearcher(Searcher):
 
     def prompt(self, individual: Individual) -> Prompt:
         """The prompt an individual of this searcher makes."""
-        metadata = {"searcher": self.name, "algorithm": self.config.algorithm}
-        prompt = self.space.prompt(individual, {**metadata, "generation": self.generation})
+        metadata = {"algorithm": self.config.algorithm, "generation": self.generation}
+        prompt = self.space.prompt(individual, metadata)
         assert prompt is not None  # only valid genomes are accepted
         return prompt
 
@@ -93,17 +90,11 @@ class EvolutionarySearcher(Searcher):
         self._seen.add(prompt.key)
         return True
 
-    def _fitness(self, evaluation: Evaluation) -> tuple[float, float]:
+    @staticmethod
+    def _fitness(outcome: Outcome) -> tuple[float, float]:
         """``(fraction of the split scored, score)``; see :class:`Fitness` for why a candidate
         that racing stopped ranks below every candidate scored on the whole split."""
-        score = self.context.score(evaluation)
-        if not evaluation.ok or not math.isfinite(score):
-            return 0.0, float("-inf")
-        try:
-            full = len(self.context.task.split(evaluation.split))
-        except PromptscoutError:
-            full = len(evaluation.example_ids)
-        return min(1.0, len(evaluation.example_ids) / max(full, 1)), score
+        return outcome.fraction, outcome.score
 
     # -- generations ------------------------------------------------------------------------
 
@@ -172,8 +163,8 @@ class EvolutionarySearcher(Searcher):
         self._asked += len(batch)
         return [self.prompt(individual) for individual in batch]
 
-    def tell(self, results: Sequence[tuple[Prompt, Evaluation]]) -> None:
-        told = {prompt.key: self._fitness(evaluation) for prompt, evaluation in results}
+    def tell(self, outcomes: Sequence[Outcome]) -> None:
+        told = {outcome.key: self._fitness(outcome) for outcome in outcomes}
         for individual in self.offspring[: self._asked]:
             key = self.space.prompt(individual).key  # type: ignore[union-attr]
             if not individual.fitness.valid and key in told:
@@ -189,9 +180,8 @@ class EvolutionarySearcher(Searcher):
         """The ``k`` best prompts ever seen (from the hall of fame), best first."""
         return [self.prompt(individual) for individual in self.hall_of_fame[:k]]
 
-    def state(self) -> dict[str, Any]:
+    def save(self) -> dict[str, Any]:
         return {
-            "version": STATE_VERSION,
             "algorithm": self.config.algorithm,
             "random": self.stream.to_json(),
             "generation": self.generation,
@@ -207,13 +197,12 @@ class EvolutionarySearcher(Searcher):
             "lm": self.lm.state() if self.lm is not None else None,
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        if state.get("version") != STATE_VERSION or state.get("algorithm") != self.config.algorithm:
+    def restore(self, state: dict[str, Any]) -> None:
+        if state.get("algorithm") != self.config.algorithm:
             raise PromptscoutError(
-                f"evolutionary searcher '{self.name}': the saved state (version "
-                f"{state.get('version')}, algorithm {state.get('algorithm')!r}) does not match "
-                f"this searcher (version {STATE_VERSION}, algorithm {self.config.algorithm!r}); "
-                "start a new campaign"
+                f"evolutionary searcher '{self.name}': the saved state's algorithm "
+                f"{state.get('algorithm')!r} does not match this searcher's "
+                f"{self.config.algorithm!r}; start a new campaign"
             )
         self.stream.load_json(state["random"])
         self.generation = int(state["generation"])

@@ -3,10 +3,10 @@ Deng et al. 2022).
 
 The policy is the campaign's causal LM, frozen, with a small trainable MLP head on its last
 hidden state that adds a logit per candidate word to the backbone's own (weighted by ``prior``)
-(:mod:`promptscout.model.policy`); it writes ``tokens`` distinct words (unless ``repeats``) from
-a candidate vocabulary (by default a few thousand frequent plain-word tokens) after a fixed
-context, and the words fill the template's ``[T]`` slots (``"{text} [T][T][T][T][T]"`` by
-default).
+(:mod:`promptscout.searchers.rl.policy`); it writes ``tokens`` distinct words (unless
+``repeats``) from a candidate vocabulary (by default a few thousand frequent plain-word tokens)
+after a fixed context, and the words fill the template's ``[T]`` slots
+(``"{text} [T][T][T][T][T]"`` by default).
 
 Reward: for each sampled prompt, the task model scores a class-balanced batch of **train** examples
 (``score_labels``; the same batch for every prompt of a step, so their rewards compare like with

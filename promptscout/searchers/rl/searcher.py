@@ -9,19 +9,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from promptscout.errors import PromptscoutError
-from promptscout.evaluation.base import Evaluation
 from promptscout.prompts import Prompt
-from promptscout.searchers.autoprompt.config import TriggerTemplate
-from promptscout.searchers.base import SearchContext, Searcher, track_best
+from promptscout.searchers.base import BestSoFar, Curve, Outcome, SearchContext, Searcher
 from promptscout.searchers.rl.config import DEFAULT_TOKENS, RLConfig, reward, z_scores
 from promptscout.searchers.stream import BalancedStream
-from promptscout.soft import pack_array, unpack_array
+from promptscout.searchers.triggers import TriggerTemplate
+from promptscout.soft_tensors import pack_array, unpack_array
 
 if TYPE_CHECKING:
-    from promptscout.model.policy import PromptPolicy
+    from promptscout.searchers.rl.policy import PromptPolicy
     from promptscout.tasks import Example
-
-STATE_VERSION = 2  # 2: a logit per candidate in the head, one train stream per class
 
 
 class RLSearcher(Searcher):
@@ -46,13 +43,14 @@ class RLSearcher(Searcher):
         >>> searcher = create_searcher("rl", {"steps": 3}, context)  # doctest: +SKIP
         >>> [p.triggers for p in searcher.ask(4)]  # doctest: +SKIP
         [('The', ' following', ...), ...]
-        >>> searcher.state()["curve"]["points"]  # doctest: +SKIP
+        >>> searcher.curves()[0].points  # doctest: +SKIP
         [[0, -0.12]]
     """
 
     type_name = "rl"
     config_class = RLConfig
     config: RLConfig
+    state_version = 2  # 2: a logit per candidate in the head, one train stream per class
 
     def __init__(self, config: RLConfig, context: SearchContext) -> None:
         super().__init__(config, context)
@@ -67,7 +65,7 @@ class RLSearcher(Searcher):
         self._asked: set[str] = set()
         self._curve: list[list[float]] = []
         self._history: list[dict[str, Any]] = []
-        self._best: dict[str, Any] | None = None
+        self._best = BestSoFar()
         self._saved_policy: dict[str, np.ndarray] | None = None
         # Built from the model on first use (not state): the policy and the token texts.
         self._policy: PromptPolicy | None = None
@@ -78,7 +76,7 @@ class RLSearcher(Searcher):
     def policy(self) -> PromptPolicy:
         """The policy (frozen campaign model + trainable head), built on first use."""
         if self._policy is None:
-            from promptscout.model.policy import PromptPolicy, word_candidates
+            from promptscout.searchers.rl.policy import PromptPolicy, word_candidates
 
             cfg = self.config
             model = self.context.model()
@@ -120,7 +118,7 @@ class RLSearcher(Searcher):
             self.template.template,
             self._words,
             triggers=texts,
-            metadata={"searcher": self.name, "tokens": list(tokens), **metadata},
+            metadata={"tokens": list(tokens), **metadata},
         )
 
     def greedy_prompt(self) -> Prompt:
@@ -133,6 +131,11 @@ class RLSearcher(Searcher):
         """``[step, mean train reward of the step's sampled prompts]`` per training step."""
         return [list(p) for p in self._curve]
 
+    def curves(self) -> list[Curve]:
+        """The reporting hook: the mean train reward per step (the report draws it)."""
+        title = f"{self.name}: policy reward per step"
+        return [Curve(self.curve, "training step", "mean train reward", title)]
+
     @property
     def history(self) -> list[dict[str, Any]]:
         """One record per training step: rewards, loss, entropy."""
@@ -141,7 +144,7 @@ class RLSearcher(Searcher):
     @property
     def best_prompt(self) -> Prompt | None:
         """The best prompt by dev score so far (full-split scores beat raced-out ones)."""
-        return Prompt.from_dict(self._best["prompt"]) if self._best else None
+        return self._best.prompt
 
     # -- one training step ---------------------------------------------------------------------
 
@@ -209,47 +212,35 @@ class RLSearcher(Searcher):
                 return self.ask(n)  # the periodic greedy prompt is due
         return self.ask(n)  # trained: the final greedy prompt
 
-    def tell(self, results: Sequence[tuple[Prompt, Evaluation]]) -> None:
-        for prompt, evaluation in results:
-            self._best = track_best(self._best, prompt, evaluation, self.context)
+    def tell(self, outcomes: Sequence[Outcome]) -> None:
+        for outcome in outcomes:
+            self._best.update(outcome)
 
     @property
     def exhausted(self) -> bool:
         return self._final
 
-    def state(self) -> dict[str, Any]:
+    def save(self) -> dict[str, Any]:
         arrays = self._policy.state_arrays() if self._policy is not None else self._saved_policy
         return {
-            "version": STATE_VERSION,
             "step": self._step,
             "final": self._final,
             "rng": self._rng.bit_generator.state,
             "stream": self._stream.state(),
             "asked": sorted(self._asked),
-            "best": self._best,
+            "best": self._best.record,
             "history": self._history,
             "policy": {k: pack_array(v) for k, v in arrays.items()} if arrays else None,
-            # The report draws this (promptscout.report.searcher_curves).
-            "curve": {
-                "points": self._curve,
-                "x": "training step",
-                "y": "mean train reward",
-                "title": f"{self.name}: policy reward per step",
-            },
+            "curve": {"points": self._curve},
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        if state.get("version") != STATE_VERSION:
-            raise PromptscoutError(
-                f"rl searcher '{self.name}': saved state version {state.get('version')} is not "
-                f"{STATE_VERSION}; start a new campaign"
-            )
+    def restore(self, state: dict[str, Any]) -> None:
         self._step = int(state["step"])
         self._final = bool(state["final"])
         self._rng.bit_generator.state = state["rng"]
         self._stream.load(state["stream"])
         self._asked = set(state["asked"])
-        self._best = state["best"]
+        self._best = BestSoFar(state["best"])
         self._history = [dict(h) for h in state["history"]]
         self._curve = [list(p) for p in state["curve"]["points"]]
         packed = state["policy"]

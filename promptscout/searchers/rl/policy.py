@@ -33,11 +33,10 @@ import numpy as np
 import torch
 
 from promptscout.errors import PromptscoutError
+from promptscout.model.causal import CausalLM
 
 
-def _causal(model: Any) -> Any:
-    from promptscout.model.causal import CausalLM
-
+def _causal(model: Any) -> CausalLM:
     if not isinstance(model, CausalLM):
         raise PromptscoutError(
             f"the rl searcher's policy needs a causal LM backbone; model '{model.name}' is "

@@ -1,126 +1,18 @@
-"""Soft prompts (prompt tuning): learned vectors before the input, trained by gradient descent.
-
-The prompt the model reads is ``[E_P; E_X]``: ``vectors`` learned embeddings ``E_P`` followed by
-the embeddings of the rendered discrete part (``template`` filled with the example; ``{text}`` by
-default). The vectors start from the embeddings of ``init_text`` (or of random common tokens, or
-random noise) and are trained with Adam on the class-normalised cross-entropy of the gold label
-words over the task's *train* split, the model frozen. With ``parametric = "final_norm"`` the
-final norm's weights (one vector of ``hidden`` numbers) are trained as well and travel with the
-prompt: parametric prompt learning that keeps the "prompt" small.
-
-Each ``ask`` trains ``epochs_per_ask`` epochs and proposes the current tensors as a
-:class:`~promptscout.prompts.Prompt` whose ``soft`` field is their digest; the campaign takes the
-tensors from :meth:`SoftSearcher.soft_tensors` into its store before scoring them. ``tell`` gets
-the dev score: early stopping keeps the best tensors by dev cross-entropy and stops after
-``patience`` epochs without improvement (or ``max_epochs``). Racing may stop a soft candidate on
-a minibatch; it is then compared with the best on exactly the examples it was scored on.
-
-With ``project = true`` every ask also proposes the discrete prompt made of each vector's nearest
-vocabulary token (cosine) before the template, a readable (if usually weaker) relative.
-
-Example:
-    >>> from promptscout.model import load_model
-    >>> from promptscout.searchers.base import SearchContext
-    >>> from promptscout.searchers.soft import SoftConfig, SoftSearcher
-    >>> from promptscout.tasks import load_task
-    >>> task = load_task("sst-2")
-    >>> model = load_model("smollm2-135m-instruct")  # doctest: +SKIP
-    >>> context = SearchContext(task, ("negative", "positive"), 0, model_provider=lambda: model)
-    >>> searcher = SoftSearcher(SoftConfig(vectors=8, template="Review: {text}\\nSentiment:"),
-    ...                         context)  # doctest: +SKIP
-    >>> (prompt,) = searcher.ask(1)  # one epoch over train  # doctest: +SKIP
-    >>> searcher.soft_tensors(prompt.soft)["prefix"].shape  # doctest: +SKIP
-    (8, 576)
-"""
+"""The soft-prompt searcher: trains the tensors, proposes them, stops early on dev (see the
+package docstring)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from promptscout.errors import PromptscoutError
-from promptscout.evaluation.base import Evaluation
 from promptscout.prompts import Prompt
-from promptscout.searchers.base import SearchContext, Searcher, SearcherConfig
-from promptscout.soft import (
-    FINAL_NORM,
-    INIT_MODES,
-    PARAMETRIC_MODES,
-    PREFIX,
-    pack_array,
-    tensors_digest,
-    unpack_array,
-)
-
-STATE_VERSION = 1
-
-
-@dataclass
-class SoftConfig(SearcherConfig):
-    """Options of the soft-prompt searcher.
-
-    Attributes:
-        template: The discrete part placed after the vectors, with ``{field}`` placeholders.
-        label_words: One word per class (default: the campaign's label words).
-        vectors: Number of learned vectors.
-        init: ``"text"`` (embeddings of ``init_text``'s tokens, the rest as ``"vocab"``),
-            ``"vocab"`` (embeddings of random common tokens) or ``"random"`` (noise of the
-            embeddings' scale).
-        init_text: The text whose token embeddings start the vectors (``init = "text"``).
-        lr: Adam step size.
-        l2: Weight of the squared distance of the trained tensors from where they started.
-        train_batch: Training examples per optimiser step.
-        epochs_per_ask: Epochs over the train split between two proposals.
-        max_epochs: Stop after this many epochs.
-        patience: Stop after this many proposals in a row that do not improve the dev
-            cross-entropy.
-        parametric: ``""`` (prompt tuning: the model frozen) or ``"final_norm"`` (the final
-            norm's weights are trained too and belong to the prompt).
-        project: Also propose each round's nearest-token discrete projection.
-        batch_size: One soft prompt per ask (two with ``project``, which raises it to 2).
-    """
-
-    template: str = "{text}"
-    label_words: list[str] = field(default_factory=list)
-    vectors: int = 20
-    init: str = "text"
-    init_text: str = "Read the text and answer with the correct label."
-    lr: float = 0.03
-    l2: float = 0.0
-    train_batch: int = 8
-    epochs_per_ask: int = 1
-    max_epochs: int = 30
-    patience: int = 3
-    parametric: str = ""
-    project: bool = False
-    batch_size: int = 1
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("vectors", "train_batch", "epochs_per_ask", "max_epochs", "patience"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise PromptscoutError(f"{name} must be a positive integer, got {value!r}")
-        if self.init not in INIT_MODES:
-            raise PromptscoutError(
-                f"init must be one of {', '.join(INIT_MODES)}, got {self.init!r}"
-            )
-        if self.init == "text" and not self.init_text.strip():
-            raise PromptscoutError("init = 'text' needs a non-empty init_text")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise PromptscoutError(f"lr must be a positive number, got {self.lr!r}")
-        if not (self.l2 >= 0 and math.isfinite(self.l2)):
-            raise PromptscoutError(f"l2 must be 0 or more, got {self.l2!r}")
-        if self.project:
-            self.batch_size = max(self.batch_size, 2)
-        if self.parametric not in PARAMETRIC_MODES:
-            raise PromptscoutError(
-                f'parametric must be "" or "final_norm", got {self.parametric!r}'
-            )
+from promptscout.searchers.base import Curve, Outcome, SearchContext, Searcher
+from promptscout.searchers.prompt_tuning.config import SoftConfig
+from promptscout.soft_tensors import FINAL_NORM, PREFIX, pack_array, tensors_digest, unpack_array
 
 
 class SoftSearcher(Searcher):
@@ -129,6 +21,7 @@ class SoftSearcher(Searcher):
     type_name = "soft"
     config_class = SoftConfig
     config: SoftConfig
+    state_version = 1
 
     def __init__(self, config: SoftConfig, context: SearchContext) -> None:
         super().__init__(config, context)
@@ -158,7 +51,7 @@ class SoftSearcher(Searcher):
 
     def _start(self) -> None:
         """The starting tensors (needs the model: called on the first ask)."""
-        from promptscout.model.soft import final_norm_weights, init_prefix
+        from promptscout.searchers.prompt_tuning.training import final_norm_weights, init_prefix
 
         model = self._model()
         start = {
@@ -178,7 +71,7 @@ class SoftSearcher(Searcher):
     @property
     def trainer(self) -> Any:
         if self._trainer is None:
-            from promptscout.model.soft import SoftTrainer
+            from promptscout.searchers.prompt_tuning.training import SoftTrainer
 
             train = self.context.task.train
             self._trainer = SoftTrainer(
@@ -217,11 +110,10 @@ class SoftSearcher(Searcher):
         digest = tensors_digest(tensors)
         self._offered = {digest: tensors}
         self.asked[digest] = self.epoch
-        from promptscout.model.soft import nearest_tokens
+        from promptscout.searchers.prompt_tuning.training import nearest_tokens
 
         _, nearest = nearest_tokens(self._model(), tensors[PREFIX])
         metadata = {
-            "searcher": self.name,
             "epoch": self.epoch,
             "vectors": int(tensors[PREFIX].shape[0]),
             "parametric": self.config.parametric,
@@ -251,7 +143,7 @@ class SoftSearcher(Searcher):
             return Prompt(
                 text + self.base.template,
                 self.base.label_words,
-                metadata={"searcher": self.name, "projection_of": digest, "epoch": self.epoch},
+                metadata={"projection_of": digest, "epoch": self.epoch},
             )
         except PromptscoutError:
             return None
@@ -260,9 +152,10 @@ class SoftSearcher(Searcher):
         """The tensors of a soft prompt from the latest ask (the campaign stores them)."""
         return self._offered.get(digest)
 
-    def _per_example_ce(self, evaluation: Evaluation) -> dict[str, float] | None:
+    def _per_example_ce(self, outcome: Outcome) -> dict[str, float] | None:
         """Each scored example's cross-entropy of the gold class, from the told outputs."""
-        if not evaluation.ok or not evaluation.outputs:
+        evaluation = outcome.evaluation
+        if outcome.failed or not evaluation.outputs:
             return None
         try:
             out = np.asarray(evaluation.outputs, dtype=np.float64)
@@ -287,12 +180,13 @@ class SoftSearcher(Searcher):
         theirs = float(np.mean([self.best["ce"][i] for i in shared]))
         return mine < theirs
 
-    def tell(self, results: Sequence[tuple[Prompt, Evaluation]]) -> None:
-        for prompt, evaluation in results:
+    def tell(self, outcomes: Sequence[Outcome]) -> None:
+        for outcome in outcomes:
+            prompt = outcome.prompt
             epoch = self.asked.pop(prompt.soft, None) if prompt.soft else None
             if epoch is None:
                 continue  # a projection, or not ours
-            ce = self._per_example_ce(evaluation)
+            ce = self._per_example_ce(outcome)
             if ce is not None and self._improves(ce):
                 merged = {**(self.best["ce"] if self.best else {}), **ce}
                 self.best = {"digest": prompt.soft, "epoch": epoch, "ce": merged}
@@ -306,14 +200,18 @@ class SoftSearcher(Searcher):
     def exhausted(self) -> bool:
         return self._exhausted
 
+    def curves(self) -> list[Curve]:
+        """The reporting hook: the mean train loss of every epoch."""
+        points = [(float(epoch + 1), loss) for epoch, loss in enumerate(self.losses)]
+        return [Curve(points, "epoch", "train loss", f"{self.name}: training loss per epoch")]
+
     # -- state -------------------------------------------------------------------------------
 
-    def state(self) -> dict[str, Any]:
+    def save(self) -> dict[str, Any]:
         def pack(tensors: Mapping[str, np.ndarray] | None) -> dict[str, Any] | None:
             return None if tensors is None else {k: pack_array(v) for k, v in tensors.items()}
 
         return {
-            "version": STATE_VERSION,
             "tensors": pack(self.tensors),
             "anchor": pack(self.anchor),
             "adam": {
@@ -329,12 +227,7 @@ class SoftSearcher(Searcher):
             "exhausted": self._exhausted,
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        if state.get("version") != STATE_VERSION:
-            raise PromptscoutError(
-                f"soft searcher state version {state.get('version')} is not {STATE_VERSION}"
-            )
-
+    def restore(self, state: dict[str, Any]) -> None:
         def unpack(data: Mapping[str, Any] | None) -> dict[str, np.ndarray] | None:
             return None if data is None else {k: unpack_array(v) for k, v in data.items()}
 

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from promptscout.errors import PromptscoutError
-from promptscout.model.base import HFLanguageModel, LanguageModel
+from promptscout.model.base import LanguageModel
+from promptscout.model.hf import HFLanguageModel
 from promptscout.prompts import LABEL_SLOT as MASK_MARKER  # the masked backend's mask marker
 
 if TYPE_CHECKING:  # torch loads with a model; the searchers import this module for LOSSES
