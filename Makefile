@@ -24,7 +24,10 @@ demo: install
 	rm -f runs/sst2-demo.db runs/sst2-demo.db-wal runs/sst2-demo.db-shm
 	$(VENV)/bin/promptscout run examples/sst2-demo.toml
 
+# The import contracts first (pyproject.toml's [tool.importlinter]: layers, what searchers and the
+# model may import), then the suite. --no-cache: no cache folder in the work tree.
 test: install
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
 
 # Engine vs a plain transformers loop; racing's saving at equal candidates; agreement of

@@ -32,7 +32,10 @@ CAMPAIGN = {
             "type": "random",
             "batch_size": 10,
             "cues": ["Sentiment:", "It was", "Answer:", "Overall, it was"],
-            "label_words": [["negative", "bad", "terrible"], ["positive", "good", "great"]],
+            "label_word_candidates": [
+                ["negative", "bad", "terrible"],
+                ["positive", "good", "great"],
+            ],
         }
     ],
 }

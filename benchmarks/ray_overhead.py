@@ -36,7 +36,10 @@ CAMPAIGN = {
             "type": "random",
             "batch_size": 8,
             "cues": ["Sentiment:", "It was", "Answer:", "Overall, it was"],
-            "label_words": [["negative", "bad", "terrible"], ["positive", "good", "great"]],
+            "label_word_candidates": [
+                ["negative", "bad", "terrible"],
+                ["positive", "good", "great"],
+            ],
             "max_demos": 1,
         }
     ],

@@ -136,7 +136,7 @@ def searcher_options(name: str, task: str, size: str) -> dict[str, Any]:
         "field_labels": list(parts.field_labels),
         "cues": list(parts.cues),
         "separators": ["\n", " "],
-        "label_words": [list(ws) for ws in parts.words],
+        "label_word_candidates": [list(ws) for ws in parts.words],
         "max_demos": 2,
     }
     if name == "manual":
@@ -144,7 +144,7 @@ def searcher_options(name: str, task: str, size: str) -> dict[str, Any]:
         return {
             "batch_size": 2 if small else 8,
             "templates": list(parts.templates),
-            "label_words": [default, list(parts.alt_words)],
+            "label_word_sets": [default, list(parts.alt_words)],
         }
     if name == "random":
         return {"batch_size": 2 if small else 8, **composing}
@@ -194,7 +194,7 @@ def searcher_options(name: str, task: str, size: str) -> dict[str, Any]:
             "vectors": 10 if small else 20,
             "init": "text",
             "init_text": parts.instruction,
-            "lr": 0.03,
+            "learning_rate": 0.03,
             "train_batch": 8,
             "max_epochs": 3 if small else 20,
             "patience": 2 if small else 4,

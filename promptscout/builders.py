@@ -60,7 +60,22 @@ def ray_evaluator(
     from promptscout.evaluation.ray_evaluator import RayEvaluator
 
     resolver = getattr(cache.store, "get_soft", None) if cache is not None else None
-    return RayEvaluator.from_config(task, objectives, config, cache, soft_resolver=resolver)
+    model, evaluator = config.model, config.evaluator
+    return RayEvaluator(
+        model.name,
+        task,
+        objectives,
+        dtype=model.dtype,
+        device=model.device,
+        batch_size=model.batch_size,
+        workers=evaluator.workers,
+        address=evaluator.address,
+        cpus_per_worker=evaluator.cpus_per_worker,
+        gpus_per_worker=evaluator.gpus_per_worker,
+        chunk_size=evaluator.chunk_size,
+        cache=cache,
+        soft_resolver=resolver,
+    )
 
 
 def load_campaign_model(config: CampaignConfig) -> LanguageModel:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from promptscout.errors import PromptscoutError
+from promptscout.model import DTYPES, EMBEDDED_MODEL_NAME
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -126,7 +127,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from promptscout.evaluate import default_objectives, evaluate_prompt, read_export
-    from promptscout.model import EMBEDDED_MODEL_NAME, load_model
+    from promptscout.model import load_model
     from promptscout.prompts import Prompt
     from promptscout.soft_tensors import load_export_tensors
     from promptscout.tasks import load_task
@@ -241,13 +242,98 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+REFERENCE_START = "<!-- options-reference:start -->"
+REFERENCE_END = "<!-- options-reference:end -->"
+
+
+def option_tables(plugins: bool = False) -> dict[str, dict[str, type]]:
+    """The dataclass behind every options table: ``sections`` (the campaign file's tables) and
+    ``searchers`` (each searcher type's config; entry-point plug-ins too with ``plugins``)."""
+    from promptscout.config import SECTIONS
+    from promptscout.searchers import SEARCHERS, available_searchers, searcher_class
+
+    names = available_searchers() if plugins else sorted(SEARCHERS)
+    searchers = {}
+    for name in names:
+        try:
+            searchers[name] = searcher_class(name).config_class
+        except Exception as exc:  # a plug-in that does not load: listed without options
+            _note(f"note: searcher '{name}' does not load: {exc}")
+    return {"sections": dict(SECTIONS), "searchers": searchers}
+
+
+def _heading(group: str, name: str) -> str:
+    return f"[{name}]" if group == "sections" else f'[[searchers]] type = "{name}"'
+
+
+def options_reference() -> str:
+    """The README's options reference (Markdown): one table per campaign-file table and per
+    built-in searcher, generated from the options' declarations."""
+    from promptscout.options import markdown_table
+
+    parts = [
+        REFERENCE_START,
+        "<!-- Generated from the options' declarations by `promptscout plugins --markdown "
+        "README.md`; edit the help texts in the code, not here. -->",
+    ]
+    titles = {"sections": "### Tables", "searchers": "### Searchers (`[[searchers]]` tables)"}
+    for group, tables in option_tables().items():
+        parts.append(titles[group])
+        for name, cls in tables.items():
+            parts += [f"#### `{_heading(group, name)}`", markdown_table(cls)]
+    return "\n\n".join([*parts, REFERENCE_END]) + "\n"
+
+
+def _write_reference(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(REFERENCE_START), text.find(REFERENCE_END)
+    if start < 0 or end < start:
+        raise PromptscoutError(f"{path} has no {REFERENCE_START} ... {REFERENCE_END} block")
+    text = text[:start] + options_reference() + text[end + len(REFERENCE_END) + 1 :]
+    path.write_text(text, encoding="utf-8")
+    _note(f"wrote the options reference into {path}")
+
+
+def _print_options(name: str) -> None:
+    from promptscout.options import describe_options, toml_value
+
+    tables = option_tables(plugins=True)
+    group = next((g for g, t in tables.items() if name in t), None)
+    if group is None:
+        known = ", ".join([*tables["sections"], *tables["searchers"]])
+        raise PromptscoutError(f"no options table '{name}'; known: {known}")
+    rows = [("option", "type", "default", "what it does")]
+    for d in describe_options(tables[group][name]):
+        default = "required" if d["required"] else toml_value(d["default"])
+        default = default if len(default) <= 24 else default[:21] + "..."
+        rows.append((d["name"], d["type"], default, d["help"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    print(_heading(group, name))
+    for row in rows:
+        cells = [c.ljust(w) for c, w in zip(row, widths, strict=False)]
+        print("  " + "  ".join([*cells, row[3]]))
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     from promptscout.model import known_models
     from promptscout.objectives import OBJECTIVES, plugin_objective_names
-    from promptscout.searchers import available_searchers
+    from promptscout.options import describe_options
 
+    if args.markdown is not None:
+        if args.markdown:
+            _write_reference(Path(args.markdown))
+        else:
+            print(options_reference(), end="")
+        return 0
+    if args.options:
+        _print_options(args.options)
+        return 0
+    tables = option_tables(plugins=True)
     data = {
-        "searchers": available_searchers(),
+        "searchers": {
+            name: {"options": describe_options(cls)} for name, cls in tables["searchers"].items()
+        },
+        "sections": {name: describe_options(cls) for name, cls in tables["sections"].items()},
         "objectives": sorted(set(OBJECTIVES) | set(plugin_objective_names())),
         "models": known_models(),
     }
@@ -259,6 +345,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print("models:")
         for name, about in data["models"].items():
             print(f"  {name}: {about}")
+        print("options of a searcher or table: promptscout plugins --options TYPE (e.g. random)")
     return 0
 
 
@@ -297,9 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--split-seed", type=int, help="few-shot split seed of bundled tasks (default 42)"
     )
-    ev.add_argument("--model", help="model name or folder (default: the embedded SmolLM2)")
+    ev.add_argument("--model", help=f"model name or folder (default: {EMBEDDED_MODEL_NAME})")
     ev.add_argument("--objective", action="append", help="objective(s) to report (repeatable)")
-    ev.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    ev.add_argument("--dtype", default=DTYPES[0], choices=DTYPES)
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument(
@@ -330,8 +417,22 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("-o", "--output", required=True, help="HTML file to write")
     rep.set_defaults(func=cmd_report)
 
-    plugins = sub.add_parser("plugins", help="list searchers, objectives and models")
-    plugins.add_argument("--json", action="store_true")
+    plugins = sub.add_parser("plugins", help="list searchers, objectives, models and options")
+    plugins.add_argument(
+        "--json", action="store_true", help="one JSON object, with every table's options"
+    )
+    plugins.add_argument(
+        "--options",
+        metavar="TYPE",
+        help="print the options of a searcher type (e.g. random) or a table (e.g. budget)",
+    )
+    plugins.add_argument(
+        "--markdown",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="print the options reference as Markdown, or rewrite its block in FILE",
+    )
     plugins.set_defaults(func=cmd_plugins)
     return parser
 

@@ -2,10 +2,17 @@
 
 Every problem is one :class:`PromptscoutError` line of the form
 ``campaign.toml:12: [budget] examples: must be a positive integer, got -5``.
+
+Each table of the file is a dataclass below (``[racing]``'s is
+:class:`~promptscout.evaluation.racing.RacingConfig`), and its fields, declared with
+:func:`~promptscout.options.option`, are the only declaration of its options: their types,
+defaults and help texts. :func:`~promptscout.options.read_options` reads a table into it,
+``__post_init__`` checks values, and :func:`parse_config` adds the checks that span tables.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import sys
@@ -15,31 +22,83 @@ from typing import Any
 
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.racing import RacingConfig
+from promptscout.model import DTYPES, EMBEDDED_MODEL_NAME
+from promptscout.options import OptionError, TomlFile, option, upgrade_options
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-EMBEDDED_MODEL = "smollm2-135m-instruct"
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class CampaignOptions:
+    """The ``[campaign]`` table: the campaign's name, seed and files."""
+
+    name: str = option(
+        "", help="The campaign's id: letters, digits, '.', '_' or '-' (default: the file's name)."
+    )
+    seed: int = option(0, help="Seeds every searcher (mixed with the searcher's position).")
+    store: str = option("", help="The SQLite store (default: runs/<name>.db).")
+    export: str = option("", help="The export of the winners (default: the store path, .json).")
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
+            raise OptionError("name", f"use letters, digits, '.', '_' or '-', got {self.name!r}")
 
 
 @dataclass
 class ModelConfig:
-    name: str = EMBEDDED_MODEL
-    dtype: str = "float32"
-    device: str = "cpu"
-    batch_size: int = 16
+    """The ``[model]`` table: the language model every prompt is scored with."""
+
+    name: str = option(
+        EMBEDDED_MODEL_NAME,
+        help="The embedded default, a Hugging Face hub name, or a local folder.",
+    )
+    dtype: str = option("float32", help=f"Weight dtype: {' | '.join(DTYPES)}.")
+    device: str = option("cpu", help="Where the model runs: cpu | cuda | auto.")
+    batch_size: int = option(16, help="Texts per model call.")
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise OptionError(
+                "dtype", f"must be {', '.join(DTYPES[:-1])} or {DTYPES[-1]}, got {self.dtype!r}"
+            )
+        if self.batch_size < 1:
+            raise OptionError("batch_size", "must be at least 1")
 
 
 @dataclass
 class TaskConfig:
-    name: str = ""
-    path: str = ""
-    split_seed: int = 42
-    label_words: list[str] = field(default_factory=list)
-    search_split: str = "dev"
-    holdout_split: str = "test"
+    """The ``[task]`` table: the labelled examples, and which split is searched on."""
+
+    name: str = option(
+        "", help="A bundled set (sst-2, mr, sst-5, agnews, yahoo, dbpedia); or give path."
+    )
+    path: str = option("", help="A folder of train, dev and (optionally) test files; or name.")
+    split_seed: int = option(42, help="Which 16-shot split of a bundled set: 13, 21, 42, 87, 100.")
+    label_words: list[str] = option(
+        [], help="One word per class, in label order (default: the task's own)."
+    )
+    search_split: str = option("dev", help="What searchers are scored on: train | dev | test.")
+    holdout_split: str = option(
+        "test", help="What finalists are re-scored on; never shown to searchers."
+    )
+
+    def __post_init__(self) -> None:
+        if bool(self.name) == bool(self.path):
+            raise OptionError(
+                None, "give exactly one of 'name' (a bundled set such as \"sst-2\") or 'path'"
+            )
+        for key in ("search_split", "holdout_split"):
+            if getattr(self, key) not in SPLITS:
+                raise OptionError(key, f"must be train, dev or test, got {getattr(self, key)!r}")
+        if self.search_split == self.holdout_split:
+            raise OptionError(
+                "holdout_split", "must differ from search_split: held-out data is never searched"
+            )
 
     @property
     def spec(self) -> str:
@@ -48,15 +107,42 @@ class TaskConfig:
 
 @dataclass
 class ObjectiveConfig:
-    names: list[str] = field(default_factory=lambda: ["accuracy"])
-    weights: list[float] = field(default_factory=list)
+    """The ``[objective]`` table: what candidates are ranked by."""
+
+    names: str | list[str] = option(
+        ["accuracy"],
+        key="name",
+        help="One objective or a list; the first ranks unless weights are given: accuracy, "
+        "macro_f1, cross_entropy, exact_match, prompt_length, or module:function.",
+    )
+    weights: list[float] = option(
+        [], help="Rank by sum(weight * value), minimised objectives negated; one per objective."
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.names, str):
+            self.names = [self.names]
+        if not self.names:
+            raise OptionError("name", "must be an objective name or a non-empty list of names")
+        if self.weights and len(self.weights) != len(self.names):
+            raise OptionError("weights", f"must be {len(self.names)} numbers, one per objective")
 
 
 @dataclass
 class BudgetConfig:
-    examples: int | None = 20000
-    minutes: float | None = None
-    candidates: int | None = None
+    """The ``[budget]`` table: when the search stops (whichever limit comes first)."""
+
+    examples: int | None = option(20000, help="Examples scored on the search split.")
+    minutes: float | None = option(None, help="Wall time, summed over runs (unset: no limit).")
+    candidates: int | None = option(None, help="Distinct prompts scored (unset: no limit).")
+
+    def __post_init__(self) -> None:
+        for key in ("candidates", "examples"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise OptionError(key, f"must be a positive integer, got {value}")
+        if self.minutes is not None and self.minutes <= 0:
+            raise OptionError("minutes", f"must be positive, got {self.minutes}")
 
 
 @dataclass
@@ -64,12 +150,42 @@ class EvaluatorConfig:
     """The ``[evaluator]`` table: in-process scoring, or Ray actors (see
     :class:`~promptscout.evaluation.ray_evaluator.RayEvaluator`)."""
 
-    type: str = "local"
-    workers: int = 2
-    address: str = ""
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0
-    chunk_size: int = 32
+    type: str = option("local", help='"local" (in-process scoring) or "ray" (Ray actors).')
+    workers: int = option(
+        2, help="Ray: actors, each holding the model; searchers are asked for as many prompts."
+    )
+    address: str = option(
+        "",
+        help='Ray: "" starts a private instance here; "auto", "HOST:PORT" or "ray://HOST:PORT" '
+        "join a running cluster.",
+    )
+    cpus_per_worker: float = option(1.0, help="Ray: CPUs reserved per actor (its torch threads).")
+    gpus_per_worker: float = option(
+        0.0, help='Ray: GPUs per actor (fractions share one); needs [model] device = "cuda".'
+    )
+    chunk_size: int = option(
+        32, help="Ray: a prompt's examples are cut into work units of this many texts."
+    )
+
+    def __post_init__(self) -> None:
+        if self.type not in ("local", "ray"):
+            raise OptionError("type", f"unknown evaluator {self.type!r}; available: local, ray")
+        if self.workers < 1:
+            raise OptionError("workers", f"must be at least 1, got {self.workers}")
+        if self.cpus_per_worker <= 0:
+            raise OptionError("cpus_per_worker", f"must be positive, got {self.cpus_per_worker}")
+        if self.gpus_per_worker < 0:
+            raise OptionError("gpus_per_worker", f"must be 0 or more, got {self.gpus_per_worker}")
+        if self.chunk_size < 1:
+            raise OptionError("chunk_size", f"must be at least 1, got {self.chunk_size}")
+        address = self.address
+        ray_address = address == "auto" or address.startswith("ray://")
+        if address and not (ray_address or re.fullmatch(r"[\w.-]+:\d+", address)):
+            raise OptionError(
+                "address",
+                f'use "auto", "ray://HOST:PORT" or "HOST:PORT" of a running Ray cluster '
+                f"(empty: start one here), got {address!r}",
+            )
 
 
 @dataclass
@@ -77,10 +193,50 @@ class LeaderboardConfig:
     """The ``[leaderboard]`` table: finalists re-scored on the holdout split, and ensembles of
     them (see :mod:`promptscout.ensemble`)."""
 
-    top_k: int = 3
-    ensembles: list[str] = field(default_factory=list)  # "average", "vote", "weighted"
-    ensemble_size: int = 0  # members: the best this many finalists (0: all of them)
-    calibrate: bool = False  # contextually calibrated rows too
+    top_k: int = option(3, help="Finalists re-scored on the holdout split.")
+    ensembles: list[str] = option(
+        [], help="Rows pooling the finalists' outputs: average | vote | weighted."
+    )
+    ensemble_size: int = option(0, help="Members: the best this many finalists (0: all top_k).")
+    calibrate: bool = option(
+        False, help="Contextual calibration: a calibrated row per finalist and ensemble."
+    )
+
+    def __post_init__(self) -> None:
+        from promptscout.ensemble.types import METHODS
+
+        if self.top_k < 0:
+            raise OptionError("top_k", "must be 0 or more")
+        unknown = [m for m in self.ensembles if m not in METHODS]
+        if unknown:
+            raise OptionError(
+                "ensembles", f"unknown method {unknown[0]!r}; use {', '.join(METHODS)}"
+            )
+        if self.ensembles and self.top_k < 2:
+            raise OptionError("ensembles", "ensembles pool finalists: set top_k to 2 or more")
+        if self.ensemble_size == 1 or self.ensemble_size < 0:
+            raise OptionError("ensemble_size", "must be 2 or more (or 0 for all top_k finalists)")
+        if self.ensemble_size > self.top_k:
+            raise OptionError(
+                "ensemble_size",
+                f"members must be finalists: {self.ensemble_size} > top_k = {self.top_k}",
+            )
+
+
+TABLES: dict[str, type] = {
+    "model": ModelConfig,
+    "task": TaskConfig,
+    "objective": ObjectiveConfig,
+    "budget": BudgetConfig,
+    "evaluator": EvaluatorConfig,
+    "leaderboard": LeaderboardConfig,
+    "racing": RacingConfig,
+}
+"""The tables a campaign file may have besides ``[campaign]`` and ``[[searchers]]``, each the
+:class:`CampaignConfig` attribute of the same name."""
+
+SECTIONS: dict[str, type] = {"campaign": CampaignOptions, **TABLES}
+"""Every table's options (``[[searchers]]`` aside: those are each searcher's own)."""
 
 
 @dataclass
@@ -91,15 +247,11 @@ class SearcherSpec:
 
 
 @dataclass
-class CampaignConfig:
-    """A validated campaign file."""
+class CampaignConfig(CampaignOptions):
+    """A validated campaign file: ``[campaign]``'s options, then one attribute per table."""
 
-    name: str
-    seed: int = 0
-    store: str = ""
-    export: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
-    task: TaskConfig = field(default_factory=TaskConfig)
+    task: TaskConfig = field(default_factory=lambda: TaskConfig(name="sst-2"))
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
@@ -122,279 +274,47 @@ class CampaignConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CampaignConfig:
-        sections = {
-            "model": ModelConfig,
-            "task": TaskConfig,
-            "objective": ObjectiveConfig,
-            "budget": BudgetConfig,
-            "evaluator": EvaluatorConfig,
-            "leaderboard": LeaderboardConfig,
-            "racing": RacingConfig,
-        }
-        kwargs = {k: v for k, v in data.items() if k not in sections and k != "searchers"}
-        kwargs.update({k: c(**data[k]) for k, c in sections.items() if k in data})
-        kwargs["searchers"] = [SearcherSpec(**s) for s in data["searchers"]]
+        """The config :meth:`to_dict` stored (searcher options renamed since are upgraded)."""
+        kwargs = {k: v for k, v in data.items() if k not in TABLES and k != "searchers"}
+        kwargs.update({k: c(**data[k]) for k, c in TABLES.items() if k in data})
+        kwargs["searchers"] = [_stored_spec(s) for s in data["searchers"]]
         return cls(**kwargs)
 
 
-class _Locator:
-    """Finds the line of a table header or key in the TOML text, for error messages."""
+def _stored_spec(spec: dict[str, Any]) -> SearcherSpec:
+    from promptscout.searchers import searcher_class
 
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-
-    def line(self, table: str, key: str | None = None, index: int = 0) -> int | None:
-        header = re.compile(rf"^\s*\[\[?\s*{re.escape(table)}\s*\]\]?\s*(#.*)?$")
-        starts = [i for i, line in enumerate(self.lines) if header.match(line)]
-        if index >= len(starts):
-            return None
-        start = starts[index]
-        if key is None:
-            return start + 1
-        key_re = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
-        for i in range(start + 1, len(self.lines)):
-            if self.lines[i].lstrip().startswith("["):
-                break
-            if key_re.match(self.lines[i]):
-                return i + 1
-        return start + 1
-
-
-class _Section:
-    """Typed access to one TOML table; unknown keys are reported by :meth:`finish`."""
-
-    def __init__(self, parser: _Parser, name: str, data: Any, index: int = 0) -> None:
-        self.parser, self.name, self.index = parser, name, index
-        if not isinstance(data, dict):
-            parser.fail(name, None, f"must be a table, got {type(data).__name__}")
-        self.data: dict[str, Any] = data
-        self.used: set[str] = set()
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
-        self.used.add(key)
-        if key not in self.data:
-            return default
-        value = self.data[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        # TOML integers are valid floats; bools are ints in Python but never valid numbers here.
-        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            ok, value = True, float(value)
-        if not ok:
-            names = " or ".join(k.__name__ for k in kinds)
-            self.fail(key, f"must be {names}, got {value!r}")
-        return value
-
-    def string_list(self, key: str, default: list[str]) -> list[str]:
-        value = self.get(key, list, default)
-        if not all(isinstance(v, str) for v in value):
-            self.fail(key, f"must be a list of strings, got {value!r}")
-        return list(value)
-
-    def fail(self, key: str | None, problem: str) -> None:
-        self.parser.fail(self.name, key, problem, self.index)
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            self.fail(unknown[0], f"unknown key; known keys: {', '.join(sorted(self.used))}")
-
-
-class _Parser:
-    def __init__(self, source: str, text: str) -> None:
-        self.source = source
-        self.locator = _Locator(text)
-
-    def fail(self, table: str, key: str | None, problem: str, index: int = 0) -> None:
-        line = self.locator.line(table, key, index)
-        where = f"{self.source}:{line}" if line else self.source
-        what = f"[{table}] {key}" if key else f"[{table}]"
-        raise PromptscoutError(f"{where}: {what}: {problem}")
-
-
-_TOP_LEVEL = {
-    "campaign",
-    "model",
-    "task",
-    "objective",
-    "budget",
-    "evaluator",
-    "leaderboard",
-    "racing",
-    "searchers",
-}
+    options = spec.get("options") or {}
+    # A plug-in no longer installed keeps its options: creating the searcher will say so.
+    with contextlib.suppress(PromptscoutError):
+        options = upgrade_options(searcher_class(spec["type"]).config_class, options)
+    return SearcherSpec(spec["type"], options, spec.get("line"))
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>", text: str = "") -> CampaignConfig:
     """Validate parsed TOML ``data`` into a :class:`CampaignConfig`."""
-    parser = _Parser(source, text)
+    parser = TomlFile(source, text)
+    known = sorted([*SECTIONS, "searchers"])
     for key in data:
-        if key not in _TOP_LEVEL:
-            parser.fail(key, None, f"unknown table; known: {', '.join(sorted(_TOP_LEVEL))}")
-
-    campaign = _Section(parser, "campaign", data.get("campaign", {}))
-    default_name = Path(source).stem if source != "<config>" else "campaign"
-    config = CampaignConfig(
-        name=campaign.get("name", str, default_name),
-        seed=campaign.get("seed", int, 0),
-        store=campaign.get("store", str, ""),
-        export=campaign.get("export", str, ""),
-        source=source,
-    )
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", config.name):
-        campaign.fail("name", f"use letters, digits, '.', '_' or '-', got {config.name!r}")
-    campaign.finish()
-
-    model = _Section(parser, "model", data.get("model", {}))
-    config.model = ModelConfig(
-        name=model.get("name", str, EMBEDDED_MODEL),
-        dtype=model.get("dtype", str, "float32"),
-        device=model.get("device", str, "cpu"),
-        batch_size=model.get("batch_size", int, 16),
-    )
-    if config.model.dtype not in ("float32", "bfloat16", "float16"):
-        model.fail("dtype", f"must be float32, bfloat16 or float16, got {config.model.dtype!r}")
-    if config.model.batch_size < 1:
-        model.fail("batch_size", "must be at least 1")
-    model.finish()
-
-    config.task = _task_section(_Section(parser, "task", data.get("task", {})))
-    config.objective = _objective_section(_Section(parser, "objective", data.get("objective", {})))
-
-    budget = _Section(parser, "budget", data.get("budget", {}))
-    config.budget = BudgetConfig(
-        examples=budget.get("examples", int, 20000),
-        minutes=budget.get("minutes", float, None),
-        candidates=budget.get("candidates", int, None),
-    )
-    if config.budget.candidates is not None and config.budget.candidates < 1:
-        budget.fail("candidates", f"must be a positive integer, got {config.budget.candidates}")
-    if config.budget.examples is not None and config.budget.examples < 1:
-        budget.fail("examples", f"must be a positive integer, got {config.budget.examples}")
-    if config.budget.minutes is not None and config.budget.minutes <= 0:
-        budget.fail("minutes", f"must be positive, got {config.budget.minutes}")
-    budget.finish()
-
-    evaluator = _Section(parser, "evaluator", data.get("evaluator", {}))
-    config.evaluator = _evaluator_section(evaluator, config.model)
-
-    leaderboard = _Section(parser, "leaderboard", data.get("leaderboard", {}))
-    config.leaderboard = _leaderboard_section(leaderboard)
-
-    racing = _Section(parser, "racing", data.get("racing", {}))
-    try:
-        config.racing = RacingConfig(
-            enabled=racing.get("enabled", bool, True),
-            first=racing.get("first", int, 8),
-            factor=racing.get("factor", float, 2.0),
-            z=racing.get("z", float, 1.0),
+        if key not in known:
+            parser.fail(key, None, f"unknown table; known: {', '.join(known)}")
+    campaign = data.get("campaign", {})
+    if isinstance(campaign, dict) and "name" not in campaign:
+        campaign = {"name": Path(source).stem if source != "<config>" else "campaign", **campaign}
+    head = parser.read("campaign", CampaignOptions, campaign)
+    tables = {name: parser.read(name, cls, data.get(name, {})) for name, cls in TABLES.items()}
+    config = CampaignConfig(**vars(head), **tables, source=source)
+    if config.evaluator.gpus_per_worker > 0 and config.model.device == "cpu":
+        parser.fail(
+            "evaluator",
+            "gpus_per_worker",
+            'workers get GPUs only with [model] device = "cuda" (or "auto")',
         )
-    except PromptscoutError as exc:
-        racing.fail(None, str(exc))
-    racing.finish()
-
     config.searchers = _searcher_specs(parser, data.get("searchers"))
     return config
 
 
-def _leaderboard_section(section: _Section) -> LeaderboardConfig:
-    from promptscout.ensemble.types import METHODS
-
-    config = LeaderboardConfig(
-        top_k=section.get("top_k", int, 3),
-        ensembles=section.string_list("ensembles", []),
-        ensemble_size=section.get("ensemble_size", int, 0),
-        calibrate=section.get("calibrate", bool, False),
-    )
-    if config.top_k < 0:
-        section.fail("top_k", "must be 0 or more")
-    unknown = [m for m in config.ensembles if m not in METHODS]
-    if unknown:
-        section.fail("ensembles", f"unknown method {unknown[0]!r}; use {', '.join(METHODS)}")
-    if config.ensembles and config.top_k < 2:
-        section.fail("ensembles", "ensembles pool finalists: set top_k to 2 or more")
-    if config.ensemble_size == 1 or config.ensemble_size < 0:
-        section.fail("ensemble_size", "must be 2 or more (or 0 for all top_k finalists)")
-    if config.ensemble_size > config.top_k:
-        section.fail(
-            "ensemble_size",
-            f"members must be finalists: {config.ensemble_size} > top_k = {config.top_k}",
-        )
-    section.finish()
-    return config
-
-
-def _task_section(task: _Section) -> TaskConfig:
-    config = TaskConfig(
-        name=task.get("name", str, ""),
-        path=task.get("path", str, ""),
-        split_seed=task.get("split_seed", int, 42),
-        label_words=task.string_list("label_words", []),
-        search_split=task.get("search_split", str, "dev"),
-        holdout_split=task.get("holdout_split", str, "test"),
-    )
-    if bool(config.name) == bool(config.path):
-        task.fail(None, "give exactly one of 'name' (a bundled set such as \"sst-2\") or 'path'")
-    for key in ("search_split", "holdout_split"):
-        if getattr(config, key) not in ("train", "dev", "test"):
-            task.fail(key, f"must be train, dev or test, got {getattr(config, key)!r}")
-    if config.search_split == config.holdout_split:
-        task.fail("holdout_split", "must differ from search_split: held-out data is never searched")
-    task.finish()
-    return config
-
-
-def _evaluator_section(evaluator: _Section, model: ModelConfig) -> EvaluatorConfig:
-    config = EvaluatorConfig(
-        type=evaluator.get("type", str, "local"),
-        workers=evaluator.get("workers", int, 2),
-        address=evaluator.get("address", str, ""),
-        cpus_per_worker=evaluator.get("cpus_per_worker", float, 1.0),
-        gpus_per_worker=evaluator.get("gpus_per_worker", float, 0.0),
-        chunk_size=evaluator.get("chunk_size", int, 32),
-    )
-    if config.type not in ("local", "ray"):
-        evaluator.fail("type", f"unknown evaluator {config.type!r}; available: local, ray")
-    if config.workers < 1:
-        evaluator.fail("workers", f"must be at least 1, got {config.workers}")
-    if config.cpus_per_worker <= 0:
-        evaluator.fail("cpus_per_worker", f"must be positive, got {config.cpus_per_worker}")
-    if config.gpus_per_worker < 0:
-        evaluator.fail("gpus_per_worker", f"must be 0 or more, got {config.gpus_per_worker}")
-    if config.gpus_per_worker > 0 and model.device == "cpu":
-        evaluator.fail(
-            "gpus_per_worker", 'workers get GPUs only with [model] device = "cuda" (or "auto")'
-        )
-    if config.chunk_size < 1:
-        evaluator.fail("chunk_size", f"must be at least 1, got {config.chunk_size}")
-    address = config.address
-    if address and not (
-        address == "auto" or address.startswith("ray://") or re.fullmatch(r"[\w.-]+:\d+", address)
-    ):
-        evaluator.fail(
-            "address",
-            f'use "auto", "ray://HOST:PORT" or "HOST:PORT" of a running Ray cluster '
-            f"(empty: start one here), got {address!r}",
-        )
-    evaluator.finish()
-    return config
-
-
-def _objective_section(objective: _Section) -> ObjectiveConfig:
-    names = objective.get("name", (str, list), "accuracy")
-    names = [names] if isinstance(names, str) else names
-    if not names or not all(isinstance(n, str) for n in names):
-        objective.fail("name", "must be an objective name or a non-empty list of names")
-    weights = objective.get("weights", list, [])
-    if weights and (
-        len(weights) != len(names) or not all(isinstance(w, (int, float)) for w in weights)
-    ):
-        objective.fail("weights", f"must be {len(names)} numbers, one per objective")
-    objective.finish()
-    return ObjectiveConfig(names=list(names), weights=[float(w) for w in weights])
-
-
-def _searcher_specs(parser: _Parser, entries: Any) -> list[SearcherSpec]:
+def _searcher_specs(parser: TomlFile, entries: Any) -> list[SearcherSpec]:
     if entries is None:
         parser.fail("searchers", None, "add at least one [[searchers]] table with a 'type'")
     if not isinstance(entries, list):
@@ -404,27 +324,21 @@ def _searcher_specs(parser: _Parser, entries: Any) -> list[SearcherSpec]:
 
     specs = []
     for i, entry in enumerate(entries):
-        section = _Section(parser, "searchers", entry, index=i)
+        if not isinstance(entry, dict):
+            parser.fail("searchers", None, f"must be a table, got {type(entry).__name__}", i)
         if "type" not in entry:
-            section.fail(None, "missing 'type' (e.g. type = \"manual\")")
-        type_name = section.get("type", str, "")
+            parser.fail("searchers", None, "missing 'type' (e.g. type = \"manual\")", i)
+        type_name = entry["type"]
+        if not isinstance(type_name, str):
+            parser.fail("searchers", "type", f"must be str, got {type_name!r}", i)
+        options = {k: v for k, v in entry.items() if k != "type"}
         try:
-            cls = searcher_class(type_name)
-            options = {k: v for k, v in entry.items() if k != "type"}
-            fields = {f.name for f in dataclasses.fields(cls.config_class)}
-            for key in options:
-                if key not in fields:
-                    section.fail(
-                        key,
-                        f"unknown option of searcher '{type_name}'; options: "
-                        f"{', '.join(sorted(fields))}",
-                    )
-            build_config(cls, options)
-        except PromptscoutError as exc:
-            if str(exc).startswith(parser.source):
-                raise
-            section.fail("type" if "type" in str(exc) else None, str(exc))
-        specs.append(SearcherSpec(type_name, options, parser.locator.line("searchers", None, i)))
+            build_config(searcher_class(type_name), options)
+        except OptionError as exc:
+            parser.fail("searchers", exc.key, exc.problem, i)
+        except PromptscoutError as exc:  # an unknown type, or a plug-in that does not load
+            parser.fail("searchers", "type", str(exc), i)
+        specs.append(SearcherSpec(type_name, options, parser.line("searchers", None, i)))
     names = [s.options.get("name") or s.type for s in specs]
     for i, name in enumerate(names):
         if names.index(name) != i:

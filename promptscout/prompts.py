@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 TRIGGER = "[T]"
 LABEL_SLOT = "[P]"
+# Readouts of the label words' scores (see promptscout.evaluation.readout).
+CALIBRATIONS = ("contextual", "domain", "batch")
+VERBALIZERS = ("linear",)
 
 # One alternation, scanned left to right: escaped braces, a placeholder, a trigger slot, or a lone
 # brace. Scanning once means nothing inserted (a field value, a trigger) is ever scanned again.
@@ -125,8 +128,12 @@ class Prompt:
         separator: Joins instruction, demonstrations and the query.
         metadata: Searcher notes (not part of the prompt's identity).
         soft: Digest of the soft-prompt tensors (learned vectors placed before the text's
-            embeddings, see :mod:`promptscout.soft`), or "" for a purely discrete prompt. The
-            tensors themselves live in the campaign store or beside an export.
+            embeddings, see :mod:`promptscout.soft_tensors`), or "" for a purely discrete
+            prompt. The tensors themselves live in the campaign store or beside an export.
+        calibration: How the label words' scores are calibrated: "" (not at all), or one of
+            :data:`CALIBRATIONS` (see :mod:`promptscout.evaluation.readout`).
+        verbalizer: "" (the label words' scores are the class scores) or ``"linear"`` (a head
+            on the label words' scores and the hidden state, fitted on the training examples).
     """
 
     template: str
@@ -138,6 +145,8 @@ class Prompt:
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     # Last, so that positional construction up to ``metadata`` keeps working.
     soft: str = ""
+    calibration: str = ""
+    verbalizer: str = ""
 
     def __post_init__(self) -> None:
         # Lists from JSON or configs become tuples so the prompt stays hashable.
@@ -167,6 +176,22 @@ class Prompt:
             )
         if any(not w.strip() for w in self.label_words):
             raise PromptscoutError(f"label words {list(self.label_words)} contain an empty word")
+        if self.calibration and self.calibration not in CALIBRATIONS:
+            raise PromptscoutError(
+                f"calibration must be one of {', '.join(CALIBRATIONS)} (or empty), "
+                f"got {self.calibration!r}"
+            )
+        if self.verbalizer and self.verbalizer not in VERBALIZERS:
+            raise PromptscoutError(
+                f"verbalizer must be one of {', '.join(VERBALIZERS)} (or empty), "
+                f"got {self.verbalizer!r}"
+            )
+        if self.calibration and self.verbalizer:
+            raise PromptscoutError(
+                "a linear verbalizer learns its own class bias: leave calibration empty"
+            )
+        if self.soft and self.verbalizer:
+            raise PromptscoutError("a linear verbalizer reads discrete prompts only, not soft ones")
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -188,8 +213,10 @@ class Prompt:
             "triggers": list(self.triggers),
             "separator": self.separator,
         }
-        if self.soft:  # absent when empty, so discrete prompts keep the keys they always had
-            identity["soft"] = self.soft
+        # Absent when empty, so prompts without them keep the keys they always had.
+        for name in ("soft", "calibration", "verbalizer"):
+            if getattr(self, name):
+                identity[name] = getattr(self, name)
         return identity
 
     def to_dict(self) -> dict[str, Any]:
@@ -202,7 +229,8 @@ class Prompt:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Prompt:
         """Build a prompt from :meth:`to_dict` output; unknown keys are an error."""
-        known = {"template", "label_words", "instruction", "demos", "triggers", "separator", "soft"}
+        known = {"template", "label_words", "instruction", "demos", "triggers", "separator"}
+        known |= {"soft", "calibration", "verbalizer"}
         unknown = sorted(set(data) - known - {"metadata"})
         if unknown:
             raise PromptscoutError(f"unknown prompt key(s) {unknown}; known: {sorted(known)}")
@@ -219,6 +247,10 @@ class Prompt:
             raise PromptscoutError(
                 f"template field {{{unknown[0]}}} is not an input field of task "
                 f"'{task.name}' (fields: {fields})"
+            )
+        if task.kind != "classification" and (self.calibration or self.verbalizer):
+            raise PromptscoutError(
+                f"calibration and verbalizers read class scores; task '{task.name}' is {task.kind}"
             )
         if task.kind == "classification" and len(self.label_words) != task.num_classes:
             raise PromptscoutError(

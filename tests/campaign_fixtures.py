@@ -10,7 +10,7 @@ import pytest
 
 from promptscout.builders import default_evaluator
 from promptscout.campaign import Campaign
-from promptscout.config import CampaignConfig, load_config
+from promptscout.config import CampaignConfig
 from promptscout.leaderboard import build_leaderboard
 from promptscout.store import Store
 
@@ -87,7 +87,7 @@ def campaign_text(
         [[searchers]]
         type = "random"
         batch_size = 3
-        label_words = [["bad", "terrible", "negative"], ["good", "great", "positive"]]
+        label_word_candidates = [["bad", "terrible", "negative"], ["good", "great", "positive"]]
         max_demos = 2
         """)
         + extra
@@ -111,24 +111,6 @@ def write_campaign(tmp_path: Path, tiny_causal_dir: Path, tiny_task_dir: Path):
 
 # Racing that stops candidates readily on the tiny task (so resume tests cross racing decisions).
 RACING = "\n[racing]\nfirst = 2\nz = 0.0\n"
-
-
-def searcher_campaign(
-    write_campaign, folder: Path, name: str, extra: str, *, keep: tuple[str, ...], budget: int,
-    smooth: bool = False,
-) -> CampaignConfig:  # fmt: skip
-    """The tiny campaign with ``extra`` appended, only the searchers of the types in ``keep``
-    left, its store ``folder/<name>.db`` (kill/resume tests build a straight and a killed one).
-
-    Args:
-        smooth: rank by cross-entropy first, a smooth score, so racing stops some candidates.
-    """
-    loaded = load_config(write_campaign(f"{name}.toml", budget=budget, extra=extra))
-    if smooth:
-        loaded.objective.names = ["cross_entropy", "accuracy"]
-    loaded.searchers = [s for s in loaded.searchers if s.type in keep]
-    loaded.store = str(folder / f"{name}.db")
-    return loaded
 
 
 def saved_state(config: CampaignConfig, searcher: str) -> dict | None:

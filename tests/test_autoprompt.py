@@ -3,18 +3,13 @@ random Llama and BERT models; the shared searcher suite is in test_searchers.py.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from campaign_fixtures import (
-    dying_factory,
     outcomes,
-    run_campaign,
-    saved_state,
-    searcher_campaign,
     write_tiny_task,
 )
 from conftest import build_tiny_causal
@@ -292,41 +287,3 @@ def test_example_campaign_file_builds_the_searcher():
     sst2 = load_task("sst-2")
     s = create_searcher(spec.type, spec.options, SearchContext(sst2, ("terrible", "great"), 0))
     assert s.template.template == "{text} [T][T][T][T][T]"
-
-
-# -- a campaign on the tiny model, killed and resumed -----------------------------------------
-
-AUTOPROMPT = """
-[[searchers]]
-type = "autoprompt"
-batch_size = 2
-template = "{text} [T][T][T]"
-iterations = 16
-candidates = 4
-grad_batch = 4
-eval_examples = 4
-"""
-
-
-def test_killed_campaign_resumes_to_the_same_search(write_campaign, tmp_path):
-    def config(name: str):
-        return searcher_campaign(
-            write_campaign, tmp_path, name, AUTOPROMPT, keep=("autoprompt",), budget=200
-        )
-
-    def searcher_state(config):
-        return saved_state(config, "autoprompt")
-
-    straight = config("straight")
-    board = run_campaign(straight)
-    expected = searcher_state(straight)
-    assert len(board) > 3 and expected["step"] > 4
-
-    killed = config("killed")
-    with pytest.raises(KeyboardInterrupt):
-        run_campaign(killed, evaluator_factory=dying_factory(4))
-    assert searcher_state(killed) is not None  # killed after a saved state
-    assert searcher_state(killed)["step"] < expected["step"]
-    assert run_campaign(killed) == board  # resume
-    resumed = searcher_state(killed)
-    assert json.dumps(resumed, sort_keys=True) == json.dumps(expected, sort_keys=True)

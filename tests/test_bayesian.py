@@ -9,12 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 from campaign_fixtures import (
-    RACING,
-    dying_factory,
     outcomes,
-    run_campaign,
-    saved_state,
-    searcher_campaign,
 )
 
 from promptscout.config import load_config
@@ -46,7 +41,7 @@ def context(seed: int = 0, **kwargs) -> SearchContext:
 
 
 def make(seed: int = 0, ctx: SearchContext | None = None, **options):
-    options = {"templates": TEMPLATES, "label_words": WORDS, **options}
+    options = {"templates": TEMPLATES, "label_word_candidates": WORDS, **options}
     return create_searcher("bayesian", options, ctx or context(seed))
 
 
@@ -68,11 +63,11 @@ def test_start_prompt_is_the_first_trial():
         "label_words": ["bad", "great"],
         "demos": ["train-3", "train-20"],
     }
-    searcher = make(start=start)
+    searcher = make(initial=[start])
     first = searcher.ask(3)[0]
     assert first.template == start["template"] and first.instruction == "Be brief."
     assert first.label_words == ("bad", "great") and first.demos == ("train-3", "train-20")
-    assert trials(searcher)[0].params == searcher.space.start
+    assert trials(searcher)[0].params == searcher.space.initial[0]
     assert trials(searcher)[0].user_attrs["prompt_key"] == first.key
     # Without a start table the first choices are the start prompt.
     plain = make().ask(1)[0]
@@ -84,17 +79,41 @@ def test_start_prompt_is_the_first_trial():
     )
 
 
+def test_initial_tables_are_the_first_trials_in_order():
+    initial = [
+        {"template": "Movie review: {text}\nVerdict:", "label_words": ["bad", "great"]},
+        {"instruction": "Be brief."},
+        {"template": TEMPLATES[1], "demos": ["train-3"]},
+    ]
+    searcher = make(initial=initial)
+    first, second, third = searcher.ask(4)[:3]
+    assert (first.template, first.label_words, first.instruction) == (
+        "Movie review: {text}\nVerdict:",
+        ("bad", "great"),
+        "",
+    )
+    # What a table leaves out is its pool's first choice as configured, whatever others add.
+    assert (second.template, second.label_words, second.instruction, second.demos) == (
+        TEMPLATES[0],
+        ("negative", "positive"),
+        "Be brief.",
+        (),
+    )
+    assert (third.template, third.demos) == (TEMPLATES[1], ("train-3",))
+    assert [t.params for t in trials(searcher)[:3]] == searcher.space.initial
+
+
 def test_bad_options_are_precise_errors():
-    with pytest.raises(PromptscoutError, match="'start' has no key 'words'"):
-        make(start={"words": ["a", "b"]})
-    with pytest.raises(PromptscoutError, match="start demo 'dev-1' is not a train id"):
-        make(start={"demos": ["dev-1"]})
+    with pytest.raises(PromptscoutError, match="'initial' has no key 'words'"):
+        make(initial=[{"words": ["a", "b"]}])
+    with pytest.raises(PromptscoutError, match="initial demo 'dev-1' is not a train id"):
+        make(initial=[{"demos": ["dev-1"]}])
     with pytest.raises(PromptscoutError, match="not an input field"):
         make(templates=["{sentence} It was"])
     with pytest.raises(PromptscoutError, match="give 'templates'"):
         make(templates=[], compose=False)
     with pytest.raises(PromptscoutError, match="has 1 lists but task"):
-        make(label_words=[["bad"]])
+        make(label_word_candidates=[["bad"]])
 
 
 def test_racing_results_become_pruned_complete_and_fail_trials():
@@ -123,7 +142,7 @@ def test_racing_results_become_pruned_complete_and_fail_trials():
 def test_invalid_combinations_fail_without_being_asked():
     # "good" is a candidate of both classes: ("good", "good") is no prompt.
     words = [["bad", "good"], ["great", "good"]]
-    searcher = make(label_words=words, max_demos=0, n_startup_trials=50)
+    searcher = make(label_word_candidates=words, max_demos=0, n_startup_trials=50)
     prompts = searcher.ask(12)
     assert len(prompts) == 12 and all(len(set(p.label_words)) == 2 for p in prompts)
     failed = [t for t in trials(searcher) if t.state == optuna.trial.TrialState.FAIL]
@@ -133,7 +152,7 @@ def test_invalid_combinations_fail_without_being_asked():
 def test_repeats_are_told_the_known_value_and_never_asked_again():
     # A space of two prompts: TPE (random at first) keeps proposing them.
     searcher = make(templates=["{text} It was"], instructions=[""], max_demos=0,
-                    label_words=[["bad", "awful"], ["good"]], max_tries=5)  # fmt: skip
+                    label_word_candidates=[["bad", "awful"], ["good"]], max_tries=5)  # fmt: skip
     first = searcher.ask(1)
     searcher.tell(outcomes(searcher, [(first[0], evaluation(first[0], 0.2))]))
     searcher.tell(
@@ -167,7 +186,7 @@ def finds_planted_optimum(type_name: str, seed: int, trials_allowed: int = 30) -
         "field_labels": [""],
         "cues": ["It was"],
         "separators": [" "],
-        "label_words": WORDS,
+        "label_word_candidates": WORDS,
         "max_demos": 0,
     }
     searcher = create_searcher(type_name, space, context(seed))
@@ -292,43 +311,3 @@ def test_example_campaign_starts_from_its_hand_written_pool():
     assert asked[0].key == pool[0].key  # the start prompt is the manual's first: scored once
     for prompt in asked:
         prompt.check_task(TASK)
-
-
-# -- a campaign on the tiny model -------------------------------------------------------------
-
-BAYESIAN = """
-[[searchers]]
-type = "bayesian"
-batch_size = 4
-templates = ["Review: {text}\\nSentiment:", "{text} It was"]
-label_words = [["bad", "terrible", "negative"], ["good", "great", "positive"]]
-max_demos = 2
-n_startup_trials = 4
-"""
-
-
-def study_trials(config) -> list[tuple]:
-    url = f"sqlite:///{config.store_path.with_suffix('.optuna.db')}"
-    study = optuna.load_study(study_name="tiny/bayesian", storage=url)
-    return [(t.number, t.params, t.state.name, t.values) for t in study.trials]
-
-
-def test_killed_campaign_resumes_to_the_same_trials(write_campaign, tmp_path):
-    def config(name: str):
-        extra, keep = RACING + BAYESIAN, ("manual", "bayesian")
-        return searcher_campaign(
-            write_campaign, tmp_path, name, extra, keep=keep, budget=120, smooth=True
-        )
-
-    straight = config("straight")
-    board = run_campaign(straight)
-    expected = study_trials(straight)
-    assert len(expected) > 8 and {t[2] for t in expected} >= {"COMPLETE", "PRUNED"}
-
-    killed = config("killed")
-    with pytest.raises(KeyboardInterrupt):
-        run_campaign(killed, evaluator_factory=dying_factory(25))
-    assert saved_state(killed, "bayesian") is not None  # killed after a saved state
-    assert study_trials(killed) != expected
-    assert run_campaign(killed) == board  # resume
-    assert study_trials(killed) == expected

@@ -10,12 +10,7 @@ from pathlib import Path
 
 import pytest
 from campaign_fixtures import (
-    RACING,
-    dying_factory,
     outcomes,
-    run_campaign,
-    saved_state,
-    searcher_campaign,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -37,7 +32,6 @@ from promptscout.searchers.evolutionary.genome import (
     to_json,
 )
 from promptscout.searchers.evolutionary.lm_operators import clean
-from promptscout.store import Store
 from promptscout.tasks import load_task
 
 TASK = load_task("sst-2")
@@ -49,10 +43,10 @@ SPACE = {
     "field_labels": ["", "Review", "Text"],
     "cues": ["It was", "Answer:", "Sentiment:"],
     "separators": ["\n", " "],
-    "label_words": WORDS_POOL,
+    "label_word_candidates": WORDS_POOL,
     "max_demos": 2,
     "demo_pool": 32,  # every training example
-    "max_tokens": 2,
+    "max_triggers": 2,
 }
 
 
@@ -143,7 +137,7 @@ def test_phrase_and_token_operators():
         assert variation.paraphrase(ind, rng)  # symbolic: another phrase of the pool
         assert all(p in searcher.space.phrases for p in ind[INSTRUCTION])
         assert variation.add_token(ind, rng) and variation.add_token(ind, rng)
-        assert not variation.add_token(ind, rng)  # max_tokens = 2
+        assert not variation.add_token(ind, rng)  # max_triggers = 2
         prompt = searcher.space.prompt(ind)
         assert prompt.template.count("[T]") == 2 and prompt.template.endswith("[T] [T] It was")
         assert variation.add_demo(ind, rng) and variation.add_demo(ind, rng)
@@ -173,7 +167,8 @@ def test_improves_a_planted_objective(algorithm):
 
 def test_beats_random_search_at_the_same_budget():
     def best_random(seed):
-        space = {k: v for k, v in SPACE.items() if k not in ("phrases", "max_tokens", "demo_pool")}
+        black_box = ("phrases", "max_triggers", "demo_pool")
+        space = {k: v for k, v in SPACE.items() if k not in black_box}
         searcher = create_searcher("random", space, context(seed))
         return max(planted(p) for p in searcher.ask(96))
 
@@ -314,42 +309,3 @@ def test_example_campaigns_build(name):
     prompts = searcher.ask(100)
     assert len(prompts) == searcher.config.population_size
     assert all(not p.demos for p in prompts)  # the first generation is zero-shot
-
-
-EVOLUTIONARY = """
-[[searchers]]
-type = "evolutionary"
-algorithm = "{algorithm}"
-batch_size = 3
-population_size = 4
-label_words = [["bad", "terrible", "negative"], ["good", "great", "positive"]]
-max_demos = 2
-"""
-
-
-def run_and_read(config, **kwargs):
-    """The leaderboard of a campaign run, and the evolutionary searcher's saved state."""
-    board = run_campaign(config, **kwargs)
-    with Store(config.store_path, readonly=True) as store:
-        return board, store.searcher_state("evolutionary")
-
-
-@pytest.mark.parametrize("algorithm", ["ga", "de"])
-def test_killed_campaign_resumes_to_the_same_end(write_campaign, tmp_path, algorithm):
-    def config(name: str):
-        extra = RACING + EVOLUTIONARY.replace("{algorithm}", algorithm)
-        return searcher_campaign(
-            write_campaign, tmp_path, name, extra, keep=("evolutionary",), budget=200, smooth=True
-        )
-
-    board, state = run_and_read(config("straight"))
-    assert state["generation"] >= 3 and len(state["population"]) == 4
-    depths = {i["fitness"][0] for i in state["population"] + state["hall_of_fame"]}
-    assert 1.0 in depths
-
-    killed = config("killed")
-    with pytest.raises(KeyboardInterrupt):
-        run_and_read(killed, evaluator_factory=dying_factory(20))
-    saved = saved_state(killed, "evolutionary")
-    assert saved is not None and saved != state  # killed mid-search, after a saved state
-    assert run_and_read(killed) == (board, state)  # resume

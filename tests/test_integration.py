@@ -88,7 +88,7 @@ top_k = 1
 [[searchers]]
 type = "manual"
 templates = ["Review: {{text}}\\nSentiment:", "{{text}} It was"]
-label_words = [["negative", "positive"], ["terrible", "great"]]
+label_word_sets = [["negative", "positive"], ["terrible", "great"]]
 """)
     assert main(["run", str(campaign)]) == 0
     capsys.readouterr()

@@ -8,15 +8,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from campaign_fixtures import dying_factory, run_campaign, saved_state, searcher_campaign
 
 from promptscout.errors import PromptscoutError
-from promptscout.report import searcher_curves
 from promptscout.searchers import SearchContext, create_searcher
 from promptscout.searchers.rl import reward, z_scores
 from promptscout.searchers.rl.policy import PromptPolicy, word_candidates
 from promptscout.searchers.stream import BalancedStream
-from promptscout.store import Store
 from promptscout.tasks import load_task
 
 # A slow learner: the tiny policy keeps sampling new prompts, so the periodic greedy prompts are
@@ -237,43 +234,11 @@ def test_state_resumes_training_exactly(tiny_causal):
 
 
 def test_bad_options_are_precise_errors(tiny_causal):
-    with pytest.raises(PromptscoutError, match="'tokens' is 2"):
-        make(tiny_causal, template="{text} [T][T][T]", tokens=2)
+    with pytest.raises(PromptscoutError, match="'num_triggers' is 2"):
+        make(tiny_causal, template="{text} [T][T][T]", num_triggers=2)
     with pytest.raises(PromptscoutError, match="'learning_rate' must be positive"):
         make(tiny_causal, learning_rate=0.0)
     with pytest.raises(PromptscoutError, match="single-token words"):
         make(tiny_causal, vocabulary=["zqxvw"]).ask(2)
-    searcher = make(tiny_causal, template="Review: {text} It was", tokens=2)
+    searcher = make(tiny_causal, template="Review: {text} It was", num_triggers=2)
     assert searcher.template.template == "Review: {text} It was [T][T]"
-
-
-RL = """
-[[searchers]]
-type = "rl"
-batch_size = 3
-steps = 5
-train_examples = 4
-greedy_every = 2
-"""
-
-
-def test_killed_campaign_resumes_to_the_same_result(write_campaign, tmp_path):
-    def config(name: str):
-        return searcher_campaign(write_campaign, tmp_path, name, RL, keep=("rl",), budget=100_000)
-
-    straight = config("straight")
-    board = run_campaign(straight)
-    expected = saved_state(straight, "rl")
-    assert expected["final"] and len(expected["curve"]["points"]) == 5
-
-    killed = config("killed")
-    with pytest.raises(KeyboardInterrupt):
-        run_campaign(killed, evaluator_factory=dying_factory(8))
-    saved = saved_state(killed, "rl")
-    assert saved is not None
-    assert not saved["final"]
-    assert run_campaign(killed) == board
-    assert saved_state(killed, "rl") == expected
-    with Store(killed.store_path, readonly=True) as store:
-        curve = searcher_curves(store)["rl"]
-    assert [x for x, _ in curve["points"]] == [0, 1, 2, 3, 4] and curve["x"] == "training step"

@@ -17,18 +17,18 @@ from promptscout.tasks import load_task
 OPTIONS = {
     "manual": {
         "templates": ["Review: {text}\nSentiment:", "{text} It was", "{text} Overall:"],
-        "label_words": [["negative", "positive"], ["bad", "good"]],
+        "label_word_sets": [["negative", "positive"], ["bad", "good"]],
     },
     "random": {"max_demos": 2},
     "bayesian": {
         "templates": ["Review: {text}\nSentiment:", "{text} It was"],
-        "label_words": [["negative", "bad"], ["positive", "good"]],
+        "label_word_candidates": [["negative", "bad"], ["positive", "good"]],
         "max_demos": 2,
     },
     "evolutionary": {
-        "label_words": [["negative", "bad"], ["positive", "good"]],
+        "label_word_candidates": [["negative", "bad"], ["positive", "good"]],
         "population_size": 4,
-        "max_tokens": 1,
+        "max_triggers": 1,
     },
     "soft": {"vectors": 4, "patience": 3},
     "autoprompt": {"iterations": 30, "candidates": 4, "grad_batch": 4, "eval_examples": 4},
@@ -135,7 +135,7 @@ def test_random_samples_from_the_declared_space():
         cues=["It was"],
         field_labels=["Review"],
         separators=["\n"],
-        label_words=[["bad", "awful"], ["good", "fine"]],
+        label_word_candidates=[["bad", "awful"], ["good", "fine"]],
         max_demos=3,
     )
     prompts = searcher.ask(30)

@@ -10,7 +10,7 @@ import sqlite3
 import numpy as np
 import pytest
 import torch
-from campaign_fixtures import dying_factory, outcomes, run_campaign
+from campaign_fixtures import outcomes, run_campaign
 
 from promptscout.cli import main
 from promptscout.config import load_config
@@ -204,7 +204,7 @@ def test_options_are_checked():
     for options, message in [
         ({"vectors": 0}, "vectors"),
         ({"init": "zeros"}, "init"),
-        ({"lr": -1.0}, "lr"),
+        ({"learning_rate": -1.0}, "learning_rate"),
         ({"parametric": "lora"}, "parametric"),
         ({"template": "no field"}, "placeholder"),
     ]:
@@ -293,7 +293,7 @@ SOFT = """
 type = "soft"
 vectors = 3
 init_text = "review : sentiment"
-lr = 0.1
+learning_rate = 0.1
 patience = 2
 max_epochs = 4
 """
@@ -334,15 +334,3 @@ def test_campaign_exports_soft_prompts_and_evaluate_loads_them(write_campaign, t
     export_tensor_path(export).unlink()  # the vectors are gone: a clear error, no traceback
     assert main(argv) == 2
     assert "soft-prompt tensors" in capsys.readouterr().err
-
-
-def test_killed_campaign_resumes_to_the_same_soft_prompts(write_campaign, tmp_path):
-    straight = soft_config(write_campaign, tmp_path, "straight")
-    board = run_campaign(straight)
-    assert sum(1 for key, _, _ in board if key) > 3
-    killed = soft_config(write_campaign, tmp_path, "killed")
-    with pytest.raises(KeyboardInterrupt):
-        run_campaign(killed, evaluator_factory=dying_factory(5))
-    with Store(killed.store_path, readonly=True) as store:
-        assert store.searcher_state("soft") is not None
-    assert run_campaign(killed) == board

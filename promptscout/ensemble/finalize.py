@@ -24,7 +24,7 @@ from promptscout.ensemble.types import Ensemble, pool_inputs
 from promptscout.ensemble.weights import cross_validated, fit_weights
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
-from promptscout.evaluation.local import objective_values
+from promptscout.evaluation.scoring import objective_values
 from promptscout.objectives import Objective, ObjectiveInput
 from promptscout.objectives.intervals import confidence_intervals
 from promptscout.prompts import Prompt

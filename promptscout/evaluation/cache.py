@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from promptscout.store import Store
+if TYPE_CHECKING:
+    from promptscout.store import Store
 
 
 def cache_key(fingerprint: str, variant: str, text: str) -> str:
@@ -27,6 +28,10 @@ def label_variant(label_words: Sequence[str], soft: str = "") -> str:
     texts alone do not say what the model read)."""
     variant = "labels:" + "\x1f".join(label_words)
     return variant + "\x1esoft:" + soft if soft else variant
+
+
+HIDDEN_VARIANT = "hidden"
+"""The cache variant of hidden states (:meth:`LanguageModel.hidden_states`): float32 as float64."""
 
 
 def generation_variant(max_new_tokens: int) -> str:

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
-from promptscout.evaluation.cache import ScoreCache, generation_variant, label_variant
+from promptscout.evaluation.cache import (
+    HIDDEN_VARIANT,
+    ScoreCache,
+    generation_variant,
+    label_variant,
+)
+from promptscout.evaluation.readout import needs_hidden
+from promptscout.evaluation.scoring import (
+    Rendered,
+    finish_evaluation,
+    render_prompts,
+    resolve_soft,
+)
 from promptscout.model import LanguageModel
-from promptscout.objectives import Objective, ObjectiveInput
+from promptscout.objectives import Objective
 from promptscout.prompts import Prompt
-from promptscout.soft_tensors import PREFIX, SoftResolver, check_tensors
+from promptscout.soft_tensors import PREFIX, SoftResolver
 from promptscout.tasks import Example, Task
 
 
@@ -69,110 +81,162 @@ class LocalEvaluator(Evaluator):
         progress: ProgressCallback | None = None,
     ) -> Iterator[Evaluation]:
         examples = self.task.examples(split, example_ids)
+        yield from self._evaluate(prompts, split, examples, progress, finish=True)
+
+    def iter_raw(
+        self, prompts: Sequence[Prompt], split: str, examples: Sequence[Example]
+    ) -> Iterator[Evaluation]:
+        """Evaluations holding the raw outputs of exactly ``examples`` (references included by
+        the caller), without readout or objectives: a Ray work unit's part."""
+        yield from self._evaluate(prompts, split, examples, None, finish=False)
+
+    def _evaluate(
+        self,
+        prompts: Sequence[Prompt],
+        split: str,
+        examples: Sequence[Example],
+        progress: ProgressCallback | None,
+        finish: bool,
+    ) -> Iterator[Evaluation]:
         # A soft prompt whose tensors cannot be found fails alone, like one that cannot render.
         rendered, failed = render_prompts(
-            self.task, prompts, split, examples, check=lambda p: p.soft and self._soft_tensors(p)
+            self.task,
+            prompts,
+            split,
+            examples,
+            check=lambda p: p.soft and self._soft_tensors(p),
+            references=finish,
         )
         yield from failed
-        for chunk in self._chunks(rendered, len(examples)):
-            yield from self._score_chunk(chunk, split, examples, progress)
+        for chunk in self._chunks(rendered):
+            yield from self._score_chunk(chunk, split, progress, finish)
 
-    def _chunks(
-        self, rendered: list[tuple[Prompt, list[str]]], n_examples: int
-    ) -> Iterator[list[tuple[Prompt, list[str]]]]:
-        """Group prompts with equal label words (and soft tensors), at most ``texts_per_call``
-        texts a group."""
-        per_call = max(1, self.texts_per_call // max(n_examples, 1))
-        groups: dict[tuple[tuple[str, ...], str], list[tuple[Prompt, list[str]]]] = {}
+    def _chunks(self, rendered: list[Rendered]) -> Iterator[list[Rendered]]:
+        """Group prompts that the model scores alike (label words, soft tensors, readout
+        references), at most ``texts_per_call`` texts a group."""
+        groups: dict[tuple[Any, ...], list[Rendered]] = {}
         for item in rendered:
-            groups.setdefault((item[0].label_words, item[0].soft), []).append(item)
+            p = item.prompt
+            key = (p.label_words, p.soft, needs_hidden(p), tuple(e.id for e in item.examples))
+            groups.setdefault(key, []).append(item)
         for group in groups.values():
+            per_call = max(1, self.texts_per_call // max(len(group[0].texts), 1))
             for start in range(0, len(group), per_call):
                 yield group[start : start + per_call]
 
     def _score_chunk(
         self,
-        chunk: list[tuple[Prompt, list[str]]],
+        chunk: list[Rendered],
         split: str,
-        examples: Sequence[Example],
         progress: ProgressCallback | None,
+        finish: bool,
     ) -> Iterator[Evaluation]:
-        ids = tuple(e.id for e in examples)
         started, tokens_before = time.perf_counter(), self.model.tokens_forwarded
         try:
             outputs, scored = self._model_outputs(chunk, progress)
         except Exception as exc:
             if len(chunk) > 1:  # find which prompt failed; the others still get scored
                 for item in chunk:
-                    yield from self._score_chunk([item], split, examples, progress)
+                    yield from self._score_chunk([item], split, progress, finish)
                 return
-            yield Evaluation(chunk[0][0].key, split, ids, error=f"model error: {exc}")
+            item = chunk[0]
+            ids = tuple(e.id for e in item.examples[: item.evaluated])
+            yield Evaluation(item.prompt.key, split, ids, error=f"model error: {exc}")
             return
         # Time and tokens are shared by the prompts of a chunk in proportion to what each scored.
         share = [s / max(sum(scored), 1) for s in scored]
         seconds = time.perf_counter() - started
         tokens = self.model.tokens_forwarded - tokens_before
-        for (prompt, _), out, n_scored, part in zip(chunk, outputs, scored, share, strict=True):
-            values, error = objective_values(
-                self.task, self.objectives, prompt, examples, out, self.prompt_tokens(prompt)
-            )
-            plain = out.tolist() if isinstance(out, np.ndarray) else list(out)
-            yield Evaluation(
-                prompt.key,
-                split,
-                ids,
-                plain,
-                values,
-                n_scored,
-                round(tokens * part),
-                seconds * part,
-                error,
-                self.prompt_tokens(prompt),
-            )
+        for item, raw, n_scored, part in zip(chunk, outputs, scored, share, strict=True):
+            cost = {
+                "prompt_tokens": self.prompt_tokens(item.prompt),
+                "examples_read": n_scored,
+                "tokens": round(tokens * part),
+                "seconds": seconds * part,
+            }
+            examples = item.examples[: item.evaluated]
+            if finish:
+                yield finish_evaluation(
+                    self.task, self.objectives, item.prompt, split, examples, raw, **cost
+                )
+            else:
+                yield Evaluation(
+                    item.prompt.key,
+                    split,
+                    tuple(e.id for e in examples),
+                    [list(r) if isinstance(r, np.ndarray) else r for r in raw],
+                    {},
+                    cost["examples_read"],
+                    cost["tokens"],
+                    cost["seconds"],
+                    None,
+                    cost["prompt_tokens"],
+                )
 
     def _model_outputs(
-        self, chunk: list[tuple[Prompt, list[str]]], progress: ProgressCallback | None
-    ) -> tuple[list, list[int]]:
-        """Outputs per prompt of the chunk and how many texts of each the model really read.
+        self, chunk: list[Rendered], progress: ProgressCallback | None
+    ) -> tuple[list[list[Any]], list[int]]:
+        """Raw outputs per prompt of the chunk (one row per text: class log-probabilities, then
+        the hidden state when the readout needs it; or generated text) and how many texts of
+        each the model really read.
 
         Cached texts are taken from the cache; the rest are computed in slices of
-        ``texts_per_call`` texts (progress is reported after each slice) and cached.
+        ``texts_per_call`` texts (progress is reported after each slice, in evaluated examples)
+        and cached.
         """
-        texts = [t for _, prompt_texts in chunk for t in prompt_texts]
-        generation = self.task.kind == "generation"
-        variant = (
-            generation_variant(self.max_new_tokens)
-            if generation
-            else label_variant(chunk[0][0].label_words, chunk[0][0].soft)
-        )
+        first = chunk[0].prompt
+        texts = [t for item in chunk for t in item.texts]
+        n = len(chunk[0].texts)
+        evaluated = [i % n < chunk[0].evaluated for i in range(len(texts))]
+        if self.task.kind == "generation":
+            variant = generation_variant(self.max_new_tokens)
+        else:
+            variant = label_variant(first.label_words, first.soft)
+
+        def compute(piece: list[str]) -> Sequence[Any]:
+            if self.task.kind == "generation":
+                return self.model.generate(piece, self.max_new_tokens)
+            if first.soft:
+                soft = self._soft_tensors(first)
+                return list(self.model.score_labels_soft(piece, first.label_words, soft))
+            return list(self.model.score_labels(piece, first.label_words))
+
+        outputs, missing = self._cached(texts, variant, compute, evaluated, progress)
+        if needs_hidden(first):  # the learned verbalizer reads the hidden state too
+            hidden, also = self._cached(texts, HIDDEN_VARIANT, self.model.hidden_states, evaluated)
+            outputs = [np.concatenate([o, h]) for o, h in zip(outputs, hidden, strict=True)]
+            missing = sorted(set(missing) | set(also))
+        per_prompt = [outputs[i * n : (i + 1) * n] for i in range(len(chunk))]
+        scored = np.bincount(np.array(missing, dtype=np.int64) // n, minlength=len(chunk))
+        return per_prompt, [int(c) for c in scored]
+
+    def _cached(
+        self,
+        texts: list[str],
+        variant: str,
+        compute: Callable[[list[str]], Sequence[Any]],
+        evaluated: list[bool],
+        progress: ProgressCallback | None = None,
+    ) -> tuple[list[Any], list[int]]:
+        """Outputs of ``compute`` on ``texts`` through the score cache, and the positions that
+        were computed."""
         outputs: list = (
             self.cache.get(self.fingerprint, variant, texts) if self.cache else [None] * len(texts)
         )
         missing = [i for i, out in enumerate(outputs) if out is None]
         if progress is not None and len(missing) < len(texts):
-            progress(len(texts) - len(missing))
+            progress(sum(evaluated) - sum(evaluated[i] for i in missing))
         for start in range(0, len(missing), self.texts_per_call):
             positions = missing[start : start + self.texts_per_call]
             piece = [texts[i] for i in positions]
-            if generation:
-                computed = self.model.generate(piece, self.max_new_tokens)
-            elif chunk[0][0].soft:
-                soft = self._soft_tensors(chunk[0][0])
-                computed = list(self.model.score_labels_soft(piece, chunk[0][0].label_words, soft))
-            else:
-                computed = list(self.model.score_labels(piece, chunk[0][0].label_words))
+            computed = list(compute(piece))
             if self.cache is not None:
                 self.cache.put(self.fingerprint, variant, piece, computed)
             for i, out in zip(positions, computed, strict=True):
                 outputs[i] = out
             if progress is not None:
-                progress(len(piece))
-        n = len(chunk[0][1])
-        per_prompt = [outputs[i * n : (i + 1) * n] for i in range(len(chunk))]
-        if not generation:
-            per_prompt = [np.array(rows) for rows in per_prompt]
-        scored = np.bincount(np.array(missing, dtype=np.int64) // n, minlength=len(chunk))
-        return per_prompt, [int(c) for c in scored]
+                progress(sum(evaluated[i] for i in positions))
+        return outputs, missing
 
     def prompt_tokens(self, prompt: Prompt) -> int:
         """Tokens of the prompt's own text: instruction, template and demos with empty inputs."""
@@ -188,76 +252,8 @@ class LocalEvaluator(Evaluator):
     def _soft_tensors(self, prompt: Prompt) -> dict[str, np.ndarray]:
         """The soft prompt's tensors, resolved once per digest."""
         if prompt.soft not in self._soft:
-            if self.task.kind != "classification":
-                raise PromptscoutError("soft prompts score classification tasks only")
-            tensors = self.soft_resolver(prompt.soft) if self.soft_resolver else None
-            if tensors is None:
-                raise PromptscoutError(
-                    f"soft prompt {prompt.soft}: its tensors are not available to this evaluator "
-                    "(not in the campaign store, or the export's .soft.safetensors file is missing)"
-                )
+            tensors = resolve_soft(self.task, self.soft_resolver, prompt.soft)
             if len(self._soft) > 64:  # one searcher proposes a new digest per epoch
                 self._soft.clear()
-            self._soft[prompt.soft] = check_tensors(tensors)
+            self._soft[prompt.soft] = tensors
         return self._soft[prompt.soft]
-
-
-def render_texts(task: Task, prompt: Prompt, examples: Sequence[Example]) -> list[str]:
-    """The texts the model reads for ``prompt`` on ``examples`` (demos looked up in ``task``).
-
-    Raises:
-        PromptscoutError: the prompt does not fit the task.
-        KeyError: a demo id or template field is missing.
-    """
-    prompt.check_task(task)
-    demos = [task.example(i) for i in prompt.demos]
-    return [prompt.render(e, demos) for e in examples]
-
-
-def render_prompts(
-    task: Task,
-    prompts: Sequence[Prompt],
-    split: str,
-    examples: Sequence[Example],
-    check: Callable[[Prompt], object] | None = None,
-) -> tuple[list[tuple[Prompt, list[str]]], list[Evaluation]]:
-    """Each prompt with its rendered texts, and a failed evaluation (in prompt order) for each
-    prompt that cannot be rendered on ``examples`` or that ``check`` refuses with a
-    :class:`PromptscoutError`: it fails alone, before any model call."""
-    ids = tuple(e.id for e in examples)
-    rendered: list[tuple[Prompt, list[str]]] = []
-    failed: list[Evaluation] = []
-    for prompt in prompts:
-        try:
-            texts = render_texts(task, prompt, examples)
-        except (PromptscoutError, KeyError) as exc:
-            failed.append(Evaluation(prompt.key, split, ids, error=f"cannot render: {exc}"))
-            continue
-        try:
-            if check is not None:
-                check(prompt)
-        except PromptscoutError as exc:
-            failed.append(Evaluation(prompt.key, split, ids, error=str(exc)))
-            continue
-        rendered.append((prompt, texts))
-    return rendered, failed
-
-
-def objective_values(
-    task: Task,
-    objectives: Sequence[Objective],
-    prompt: Prompt,
-    examples: Sequence[Example],
-    outputs: object,
-    prompt_tokens: int,
-) -> tuple[dict[str, float], str | None]:
-    """Objective values of a prompt's outputs on ``examples``, and an error or None.
-
-    Every evaluator computes objectives here, on all of a prompt's outputs at once, so they
-    agree however the scoring was split up.
-    """
-    try:
-        data = ObjectiveInput(task, examples, outputs, prompt, prompt_tokens)
-        return {o.name: o(data) for o in objectives}, None
-    except Exception as exc:  # a faulty plug-in objective fails this candidate only
-        return {}, f"objective error: {exc}"

@@ -21,37 +21,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation
 from promptscout.evaluation.outcome import Outcome, Status
 from promptscout.objectives import Objective, ObjectiveInput, Ranking
+from promptscout.options import OptionError, option
 from promptscout.prompts import Prompt
 from promptscout.tasks import Task
 
 
 @dataclass
 class RacingConfig:
-    """Racing options (the ``[racing]`` table of a campaign file).
+    """Racing options (the ``[racing]`` table of a campaign file): candidates are scored on
+    minibatches of ``first``, ``first * factor``, ... examples, then the whole search split."""
 
-    Attributes:
-        enabled: Race candidates (on by default).
-        first: Examples in the first minibatch.
-        factor: Each stage has ``factor`` times the examples of the one before.
-        z: Confidence of a stop: larger stops fewer candidates (1.0 is about 84% one-sided).
-    """
-
-    enabled: bool = True
-    first: int = 8
-    factor: float = 2.0
-    z: float = 1.0
+    enabled: bool = option(True, help="Race candidates on growing minibatches (on by default).")
+    first: int = option(8, help="Examples in the first minibatch.")
+    factor: float = option(2.0, help="Each stage has factor times the examples of the one before.")
+    z: float = option(
+        1.0,
+        help="Stop a candidate when mean + z * stderr of its paired advantage < 0 "
+        "(larger stops fewer; 1.0 is about 84% one-sided).",
+    )
 
     def __post_init__(self) -> None:
         if self.first < 2:
-            raise PromptscoutError(f"racing 'first' must be at least 2, got {self.first}")
+            raise OptionError("first", f"must be at least 2, got {self.first}")
         if self.factor <= 1:
-            raise PromptscoutError(f"racing 'factor' must be above 1, got {self.factor}")
+            raise OptionError("factor", f"must be above 1, got {self.factor}")
         if self.z < 0:
-            raise PromptscoutError(f"racing 'z' must be 0 or more, got {self.z}")
+            raise OptionError("z", f"must be 0 or more, got {self.z}")
 
 
 def race_stages(config: RacingConfig, split_ids: Sequence[str], seed: int) -> list[tuple[str, ...]]:

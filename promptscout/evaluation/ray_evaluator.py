@@ -19,23 +19,29 @@ import math
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any
 
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
-from promptscout.evaluation.cache import ScoreCache, generation_variant, label_variant
-from promptscout.evaluation.local import objective_values, render_prompts
+from promptscout.evaluation.cache import (
+    HIDDEN_VARIANT,
+    ScoreCache,
+    generation_variant,
+    label_variant,
+)
 from promptscout.evaluation.ray_cluster import check_resources, connect_ray, reason
 from promptscout.evaluation.ray_worker import ScoringWorker, plain_example, task_header
+from promptscout.evaluation.readout import needs_hidden
+from promptscout.evaluation.scoring import (
+    Rendered,
+    finish_evaluation,
+    render_prompts,
+    resolve_soft,
+)
 from promptscout.objectives import Objective
 from promptscout.prompts import Prompt
 from promptscout.soft_tensors import SoftResolver
-from promptscout.tasks import Task
-
-if TYPE_CHECKING:
-    from promptscout.config import CampaignConfig
+from promptscout.tasks import Example, Task
 
 # Units queued on each actor while plenty are waiting: the next one is there when the current
 # one ends. Near the end of a batch each actor holds one, so the last units go to whichever
@@ -47,14 +53,22 @@ MAX_ATTEMPTS = 3
 
 @dataclass
 class _Unit:
-    """Some prompts (equal label words) on ``examples[start:stop]``, chunk ``chunk`` of each."""
+    """Some prompts scored alike (label words, soft tensors, readout references) on
+    ``examples[start:stop]`` (evaluated examples, then references), chunk ``chunk`` of each."""
 
     prompts: list[Prompt]
     texts: list[str]
+    examples: tuple[Example, ...]
     start: int
     stop: int
     chunk: int
+    evaluated: int  # texts of each prompt that are evaluated examples (the rest: references)
     attempts: int = 0
+
+    @property
+    def progress(self) -> int:
+        """Evaluated examples this unit scores (what progress bars count)."""
+        return len(self.prompts) * max(0, min(self.stop, self.evaluated) - self.start)
 
 
 class RayEvaluator(Evaluator):
@@ -161,33 +175,6 @@ class RayEvaluator(Evaluator):
             )
         self._fingerprint: str = prints[0]
 
-    @classmethod
-    def from_config(
-        cls,
-        task: Task,
-        objectives: Sequence[Objective],
-        config: CampaignConfig,
-        cache: ScoreCache | None,
-        soft_resolver: SoftResolver | None = None,
-    ) -> RayEvaluator:
-        """The evaluator a campaign file's ``[model]`` and ``[evaluator]`` tables describe."""
-        model, evaluator = config.model, config.evaluator
-        return cls(
-            model.name,
-            task,
-            objectives,
-            dtype=model.dtype,
-            device=model.device,
-            batch_size=model.batch_size,
-            workers=evaluator.workers,
-            address=evaluator.address,
-            cpus_per_worker=evaluator.cpus_per_worker,
-            gpus_per_worker=evaluator.gpus_per_worker,
-            chunk_size=evaluator.chunk_size,
-            cache=cache,
-            soft_resolver=soft_resolver,
-        )
-
     @property
     def fingerprint(self) -> str:
         return self._fingerprint
@@ -214,59 +201,80 @@ class RayEvaluator(Evaluator):
         progress: ProgressCallback | None = None,
     ) -> Iterator[Evaluation]:
         examples = self.task.examples(split, example_ids)
-        ids = tuple(e.id for e in examples)
-        if not ids:
+        if not examples:
             raise PromptscoutError("Ray evaluator: no examples to score")
-        rendered, failed = render_prompts(self.task, prompts, split, examples)
+        # A soft prompt whose tensors cannot be found fails here, alone, as it does locally.
+        rendered, failed = render_prompts(
+            self.task,
+            prompts,
+            split,
+            examples,
+            check=lambda p: p.soft and resolve_soft(self.task, self.soft_resolver, p.soft),
+        )
         yield from failed
-        units = self._units(rendered, len(ids))
+        units, chunks = self._units(rendered)
+        by_key = {item.prompt.key: item for item in rendered}
         # Finished prompts are yielded in the order the local evaluator yields them (units come
         # back in any order): the store then holds the same rows in the same order, and ties
         # on the leaderboard break the same way.
         order = list(dict.fromkeys(p for unit in units for p in unit.prompts))
-        chunks = math.ceil(len(ids) / self.chunk_size)
-        parts: dict[str, list[dict[str, Any] | None]] = {p.key: [None] * chunks for p in order}
+        parts: dict[str, list[dict[str, Any] | None]] = {
+            p.key: [None] * chunks[p.key] for p in order
+        }
         finished: dict[str, Evaluation] = {}
         position = 0
-        for unit, results in self._stream(units, split, examples, progress):
+        for unit, results in self._stream(units, split, progress):
             for prompt, result in zip(unit.prompts, results, strict=True):
                 slots = parts[prompt.key]
                 slots[unit.chunk] = result
                 if all(s is not None for s in slots):
-                    finished[prompt.key] = self._merge(prompt, split, examples, slots)  # type: ignore[arg-type]
+                    finished[prompt.key] = self._merge(by_key[prompt.key], split, slots)  # type: ignore[arg-type]
             while position < len(order) and order[position].key in finished:
                 yield finished.pop(order[position].key)
                 position += 1
 
-    def _units(self, rendered: list[tuple[Prompt, list[str]]], n_examples: int) -> list[_Unit]:
-        """Work units, prompt group by prompt group so that prompts finish early.
+    def _units(self, rendered: list[Rendered]) -> tuple[list[_Unit], dict[str, int]]:
+        """Work units, prompt group by prompt group so that prompts finish early, and the
+        number of chunks of each prompt.
 
-        Prompts with equal label words are packed together when a chunk holds fewer than
-        ``chunk_size`` texts, but never so many that some workers would sit idle.
+        Prompts scored alike are packed together when a chunk holds fewer than ``chunk_size``
+        texts, but never so many that some workers would sit idle.
         """
-        size = min(self.chunk_size, n_examples)
-        bounds = [(s, min(s + size, n_examples)) for s in range(0, n_examples, size)]
-        groups: dict[tuple[tuple[str, ...], str], list[tuple[Prompt, list[str]]]] = {}
+        groups: dict[tuple[Any, ...], list[Rendered]] = {}
         for item in rendered:  # as the local evaluator groups them
-            groups.setdefault((item[0].label_words, item[0].soft), []).append(item)
-        per_unit = max(1, min(self.chunk_size // size, math.ceil(len(rendered) / self.workers)))
-        units = []
+            p = item.prompt
+            key = (p.label_words, p.soft, needs_hidden(p), tuple(e.id for e in item.examples))
+            groups.setdefault(key, []).append(item)
+        units, chunks = [], {}
         for group in groups.values():
+            n_texts = len(group[0].texts)
+            size = min(self.chunk_size, n_texts)
+            bounds = [(s, min(s + size, n_texts)) for s in range(0, n_texts, size)]
+            per_unit = max(1, min(self.chunk_size // size, math.ceil(len(rendered) / self.workers)))
             for first in range(0, len(group), per_unit):
                 pack = group[first : first + per_unit]
                 for chunk, (start, stop) in enumerate(bounds):
-                    texts = [t for _, prompt_texts in pack for t in prompt_texts[start:stop]]
-                    units.append(_Unit([p for p, _ in pack], texts, start, stop, chunk))
-        return units
+                    texts = [t for item in pack for t in item.texts[start:stop]]
+                    prompts = [item.prompt for item in pack]
+                    units.append(
+                        _Unit(
+                            prompts, texts, pack[0].examples, start, stop, chunk, pack[0].evaluated
+                        )
+                    )
+            chunks.update({item.prompt.key: len(bounds) for item in group})
+        return units, chunks
 
-    def _payload(self, unit: _Unit, split: str, examples: Sequence[Any]) -> dict[str, Any]:
+    def _payload(self, unit: _Unit, split: str) -> dict[str, Any]:
         """A unit as plain data, with the score-cache entries of its texts as of now."""
         first = unit.prompts[0]
         if self.task.kind == "generation":
-            variant = generation_variant(self.max_new_tokens)
+            variants = [generation_variant(self.max_new_tokens)]
         else:
-            variant = label_variant(first.label_words, first.soft)
-        known = self.cache.entries(self._fingerprint, variant, unit.texts) if self.cache else {}
+            variants = [label_variant(first.label_words, first.soft)]
+            variants += [HIDDEN_VARIANT] if needs_hidden(first) else []
+        known: dict[str, Any] = {}
+        for variant in variants if self.cache else ():
+            known.update(self.cache.entries(self._fingerprint, variant, unit.texts))  # type: ignore[union-attr]
         demo_ids = dict.fromkeys(d for p in unit.prompts for d in p.demos)
         # Soft prompts' tensors travel as NumPy; one the driver cannot resolve fails on the
         # worker with the local evaluator's message.
@@ -274,18 +282,14 @@ class RayEvaluator(Evaluator):
         return {
             "split": split,
             "prompts": [p.to_dict() for p in unit.prompts],
-            "examples": [plain_example(e) for e in examples[unit.start : unit.stop]],
+            "examples": [plain_example(e) for e in unit.examples[unit.start : unit.stop]],
             "demos": [plain_example(self.task.example(d)) for d in demo_ids],
             "known": known,
             "soft": {first.soft: dict(tensors)} if tensors is not None else {},
         }
 
     def _stream(
-        self,
-        units: list[_Unit],
-        split: str,
-        examples: Sequence[Any],
-        progress: ProgressCallback | None,
+        self, units: list[_Unit], split: str, progress: ProgressCallback | None
     ) -> Iterator[tuple[_Unit, list[dict[str, Any]]]]:
         """Run units on the actors; yield each with its per-prompt results as it finishes."""
         import ray
@@ -304,7 +308,7 @@ class RayEvaluator(Evaluator):
                     return
                 unit = queue.popleft()
                 actor = self._actors[slot]
-                ref = actor.score.remote(self._payload(unit, split, examples))
+                ref = actor.score.remote(self._payload(unit, split))
                 in_flight[ref] = (slot, actor, unit)
 
         try:
@@ -330,7 +334,7 @@ class RayEvaluator(Evaluator):
                     self.cache.add_entries(result["computed"])
                 submit()  # the actor's next unit is queued before the driver does its part
                 if progress is not None:
-                    progress(len(unit.texts))
+                    progress(unit.progress)
                 yield unit, result["evaluations"]
         finally:
             for ref in in_flight:  # an abandoned stream leaves nothing queued on the actors
@@ -356,43 +360,31 @@ class RayEvaluator(Evaluator):
         error = f"Ray worker died {unit.attempts} times scoring it: {reason(exc)}"
         return [{"error": error} for _ in unit.prompts]
 
-    def _merge(
-        self,
-        prompt: Prompt,
-        split: str,
-        examples: Sequence[Any],
-        parts: list[dict[str, Any]],
-    ) -> Evaluation:
-        """One evaluation from a prompt's chunks, in example order, with objectives computed
-        on all of its outputs as the local evaluator computes them."""
-        ids = tuple(e.id for e in examples)
+    def _merge(self, item: Rendered, split: str, parts: list[dict[str, Any]]) -> Evaluation:
+        """One evaluation from a prompt's chunks, in example order, finished (readout and
+        objectives on all of its outputs) as the local evaluator finishes it."""
+        examples = item.examples[: item.evaluated]
         error = next((p["error"] for p in parts if p.get("error")), None)
         if error is not None:  # as the local evaluator: a model error fails the whole prompt
-            return Evaluation(prompt.key, split, ids, error=error)
-        outputs = [o for p in parts for o in p["outputs"]]
-        prompt_tokens = int(parts[0]["prompt_tokens"])
-        array: Any = outputs if self.task.kind == "generation" else np.array(outputs)
-        values, error = objective_values(
-            self.task, self.objectives, prompt, examples, array, prompt_tokens
-        )
-        return Evaluation(
-            prompt.key,
+            return Evaluation(item.prompt.key, split, tuple(e.id for e in examples), error=error)
+        return finish_evaluation(
+            self.task,
+            self.objectives,
+            item.prompt,
             split,
-            ids,
-            outputs,
-            values,
-            sum(int(p["examples"]) for p in parts),
-            sum(int(p["tokens"]) for p in parts),
-            sum(float(p["seconds"]) for p in parts),
-            error,
-            prompt_tokens,
+            examples,
+            [o for p in parts for o in p["outputs"]],
+            prompt_tokens=int(parts[0]["prompt_tokens"]),
+            examples_read=sum(int(p["examples"]) for p in parts),
+            tokens=sum(int(p["tokens"]) for p in parts),
+            seconds=sum(float(p["seconds"]) for p in parts),
         )
 
     def close(self) -> None:
         """Stop the actors, and the Ray instance if this evaluator started it."""
         import ray
 
-        for actor in self._actors:
+        for actor in self._actors if ray.is_initialized() else ():  # ray.kill would start Ray
             with contextlib.suppress(Exception):  # already gone
                 ray.kill(actor, no_restart=True)
         self._actors = []

@@ -116,9 +116,9 @@ class ScoringWorker:
                 soft prompt's NumPy tensors).
 
         Returns:
-            ``evaluations``: one :meth:`Evaluation.to_dict` per prompt, in unit order, without
-            objective values; ``computed``: new score-cache entries (key, raw value);
-            ``fingerprint``: the model's.
+            ``evaluations``: one :meth:`Evaluation.to_dict` per prompt, in unit order, holding
+            raw outputs (no readout, no objective values); ``computed``: new score-cache
+            entries (key, raw value); ``fingerprint``: the model's.
         """
         split = unit["split"]
         task = unit_task(self.header, split, unit["examples"], unit["demos"])
@@ -133,8 +133,8 @@ class ScoringWorker:
             soft_resolver=unit["soft"].get,
         )
         prompts = [Prompt.from_dict(p) for p in unit["prompts"]]
-        ids = [e[0] for e in unit["examples"]]
-        by_key = {e.prompt_key: e for e in evaluator.iter_evaluate(prompts, split, ids)}
+        examples = [Example(i, fields, label) for i, fields, label in unit["examples"]]
+        by_key = {e.prompt_key: e for e in evaluator.iter_raw(prompts, split, examples)}
         return {
             "evaluations": [by_key[p.key].to_dict() for p in prompts],
             "computed": backend.computed,

@@ -5,7 +5,8 @@ Importing this package is cheap; torch and transformers load when a model does.
 Example:
     >>> from promptscout.model import load_model
     >>> model = load_model("smollm2-135m-instruct")  # doctest: +SKIP
-    >>> model.score_labels(["Review: a moving film\\nSentiment:"], ["negative", "positive"])
+    >>> words = ["negative", "positive"]  # doctest: +SKIP
+    >>> model.score_labels(["Review: a moving film\\nSentiment:"], words)  # doctest: +SKIP
 """
 
 from __future__ import annotations

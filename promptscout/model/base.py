@@ -91,6 +91,21 @@ class LanguageModel(ABC):
             f"model '{self.name}' ({self.kind}) cannot score soft prompts; use a causal LM"
         )
 
+    def hidden_states(self, texts: Sequence[str]) -> np.ndarray:
+        """The final hidden state where each text's label word is predicted: what the output
+        head reads there (white-box access, for learned verbalizers and probes).
+
+        Returns:
+            float32 array ``[len(texts), hidden]``, rows in the order of ``texts``.
+
+        Raises:
+            PromptscoutError: the backend exposes no hidden states (e.g. a served model).
+        """
+        raise PromptscoutError(
+            f"model '{self.name}' exposes no hidden states; learned verbalizers need an "
+            "in-process Hugging Face model"
+        )
+
     @abstractmethod
     def generate(self, texts: Sequence[str], max_new_tokens: int = 32) -> list[str]:
         """Greedy continuation of each text: only the new text, special tokens removed.

@@ -169,6 +169,13 @@ class CausalLM(HFLanguageModel):
         :mod:`promptscout.model.soft_input`)."""
         return score_soft(self, texts, label_words, soft)
 
+    def hidden_states(self, texts: Sequence[str]) -> np.ndarray:
+        """The final hidden state at each text's last position, where the label word's first
+        token is predicted (see :class:`~promptscout.model.base.LanguageModel`)."""
+        rows = [self._fit(self._text_ids(t), self.max_length) for t in texts]
+        self.tokens_forwarded += sum(len(r) for r in rows)
+        return self._hidden_at(rows, [len(r) - 1 for r in rows])
+
     # -- generation ----------------------------------------------------------------------------
 
     def generate(self, texts: Sequence[str], max_new_tokens: int = 32) -> list[str]:

@@ -173,6 +173,30 @@ class HFLanguageModel(LanguageModel):
                 np.add.at(out, (np.array(ti), np.array(ci)), values)
         return out
 
+    def _hidden_at(self, rows: Sequence[list[int]], positions: Sequence[int]) -> np.ndarray:
+        """The final hidden state (what the output head reads) of each row at its position,
+        float32 ``[len(rows), hidden]``; rows run in length-sorted, right-padded batches."""
+        import torch
+
+        out: list[np.ndarray | None] = [None] * len(rows)
+        with torch.inference_mode():
+            for batch in self._batches([len(r) for r in rows]):
+                ids, mask = self._pad([rows[r] for r in batch])
+                if self._body is not None:
+                    hidden = self._body(input_ids=ids, attention_mask=mask)[0]
+                else:  # the last of the model's hidden states is what its head reads
+                    result = self.hf_model(
+                        input_ids=ids, attention_mask=mask, output_hidden_states=True
+                    )
+                    hidden = result.hidden_states[-1]
+                lengths = [len(rows[r]) for r in batch]
+                per_token, per_pair, _ = self._flop_rates
+                self.flops += per_token * sum(lengths) + per_pair * sum(n * n for n in lengths)
+                picked = hidden[torch.arange(len(batch)), [positions[r] for r in batch]]
+                for b, row in zip(batch, picked.float().cpu().numpy(), strict=True):
+                    out[b] = row
+        return np.stack(out) if rows else np.zeros((0, 0), dtype=np.float32)
+
     def _check_split(self, body: Any, head: Any, full: Any, probe: list[int]) -> bool:
         """Whether ``head(body(x))`` reproduces the model's own logits on a probe input.
 

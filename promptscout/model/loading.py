@@ -42,7 +42,8 @@ def load_model(
 
     Example:
         >>> model = load_model("smollm2-135m-instruct")  # doctest: +SKIP
-        >>> model.score_labels(["Review: great fun\\nSentiment:"], ["negative", "positive"])
+        >>> words = ["negative", "positive"]  # doctest: +SKIP
+        >>> model.score_labels(["Review: great fun\\nSentiment:"], words)  # doctest: +SKIP
     """
     import torch
 

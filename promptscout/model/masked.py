@@ -98,6 +98,12 @@ class MaskedLM(HFLanguageModel):
                 )
         return self._score_rows(rows, picks, (len(texts), len(words)))
 
+    def hidden_states(self, texts: Sequence[str]) -> np.ndarray:
+        """The final hidden state at each text's (single) mask, where the label word is
+        predicted (see :class:`~promptscout.model.base.LanguageModel`)."""
+        rows, positions = zip(*(self._row(t, 1) for t in texts), strict=True) if texts else ((), ())
+        return self._hidden_at(list(rows), list(positions))
+
     def generate(self, texts: Sequence[str], max_new_tokens: int = 32) -> list[str]:
         """Masked LMs do not generate.
 

@@ -7,12 +7,12 @@ entries point at the :class:`Searcher` subclass.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
 from promptscout.errors import PromptscoutError
+from promptscout.options import read_options
 from promptscout.searchers.autoprompt import AutoPromptSearcher
 from promptscout.searchers.base import SearchContext, Searcher, SearcherConfig
 from promptscout.searchers.bayesian import BayesianSearcher
@@ -70,19 +70,10 @@ def searcher_class(type_name: str) -> type[Searcher]:
 
 
 def build_config(cls: type[Searcher], options: Mapping[str, Any]) -> SearcherConfig:
-    """The searcher's config dataclass from campaign-file options, rejecting unknown keys."""
-    config_class = cls.config_class
-    known = {f.name for f in dataclasses.fields(config_class)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise PromptscoutError(
-            f"searcher '{cls.type_name}' has no option '{unknown[0]}'; options: "
-            f"{', '.join(sorted(known))}"
-        )
-    try:
-        return config_class(**options)
-    except TypeError as exc:
-        raise PromptscoutError(f"searcher '{cls.type_name}': {exc}") from None
+    """The searcher's config dataclass from campaign-file options, read by
+    :func:`~promptscout.options.read_options`: unknown, renamed and mistyped options and bad
+    values raise :class:`~promptscout.options.OptionError` naming the option."""
+    return read_options(cls.config_class, options, owner=f"searcher '{cls.type_name}'")
 
 
 def create_searcher(type_name: str, options: Mapping[str, Any], context: SearchContext) -> Searcher:

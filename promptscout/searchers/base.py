@@ -12,6 +12,7 @@ from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation
 from promptscout.evaluation.outcome import Outcome, Status
 from promptscout.objectives import MAXIMIZE, Ranking
+from promptscout.options import OptionError, option
 from promptscout.prompts import Prompt
 
 if TYPE_CHECKING:
@@ -21,19 +22,19 @@ if TYPE_CHECKING:
 
 @dataclass
 class SearcherConfig:
-    """Options every searcher has; subclasses add their own fields.
+    """Options every searcher has; subclasses add their own fields, each declared with
+    :func:`~promptscout.options.option` (its type, default and help line are what the campaign
+    file accepts and what ``promptscout plugins`` and the README's options reference show).
+    ``__post_init__`` raises :class:`~promptscout.options.OptionError` naming the bad option."""
 
-    Attributes:
-        name: The searcher's id in the store and leaderboard (default: its type).
-        batch_size: Prompts asked for per round.
-    """
-
-    name: str = ""
-    batch_size: int = 8
+    name: str = option(
+        "", help="The searcher's id in the store and leaderboard (default: its type)."
+    )
+    batch_size: int = option(8, help="Prompts asked for per round.")
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
-            raise PromptscoutError(f"batch_size must be at least 1, got {self.batch_size}")
+            raise OptionError("batch_size", f"must be at least 1, got {self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class Searcher(ABC):
     type_name: ClassVar[str]
     config_class: ClassVar[type[SearcherConfig]] = SearcherConfig
     state_version: ClassVar[int] = 1
+    best_so_far: BestSoFar | None = None  # set by searchers that keep their own best-so-far
 
     def __init__(self, config: SearcherConfig, context: SearchContext) -> None:
         self.config = config
@@ -184,9 +186,9 @@ class Searcher(ABC):
 
     @property
     def best_prompt(self) -> Prompt | None:
-        """The searcher's own pick so far, if it keeps one (the campaign ranks all prompts
-        itself; this is what e.g. a trained policy would answer)."""
-        return None
+        """The searcher's own pick so far, if it keeps one in :attr:`best_so_far` (the campaign
+        ranks all prompts itself; this is the best outcome the searcher was told about)."""
+        return self.best_so_far.prompt if self.best_so_far is not None else None
 
     # -- what the base class owns ------------------------------------------------------------
 

@@ -6,7 +6,7 @@ Example:
     >>> from promptscout.tasks import load_task
     >>> task = load_task("sst-2")
     >>> config = ManualConfig(templates=["Review: {text}\\nSentiment:", "{text} It was"],
-    ...                       label_words=[["negative", "positive"], ["terrible", "great"]])
+    ...                       label_word_sets=[["negative", "positive"], ["terrible", "great"]])
     >>> searcher = ManualSearcher(config, SearchContext(task, task.label_words, seed=0))
     >>> len(searcher.ask(10))
     4
@@ -15,33 +15,33 @@ Example:
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from promptscout.errors import PromptscoutError
+from promptscout.options import OptionError, option
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import SearchContext, Searcher, SearcherConfig
 
 
 @dataclass
 class ManualConfig(SearcherConfig):
-    """Options of the manual searcher.
+    """Options of the manual searcher: every (template, label words, instruction) combination
+    is asked for once, in that order."""
 
-    Attributes:
-        templates: Templates with ``{field}`` placeholders (required).
-        label_words: Alternative label-word lists, one word per class each (default: the
-            campaign's label words).
-        instructions: Alternative instructions ("" for none).
-    """
+    renamed_options: ClassVar[dict[str, str]] = {"label_words": "label_word_sets"}
 
-    templates: list[str] = field(default_factory=list)
-    label_words: list[list[str]] = field(default_factory=list)
-    instructions: list[str] = field(default_factory=lambda: [""])
+    templates: list[str] = option([], help="Templates with {field} placeholders (required).")
+    label_word_sets: list[list[str]] = option(
+        [],
+        help="Alternative label-word lists, one word per class each (default: the campaign's "
+        "label words).",
+    )
+    instructions: list[str] = option([""], help='Alternative instructions ("" for none).')
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.templates:
-            raise PromptscoutError("the manual searcher needs 'templates', a list of templates")
+            raise OptionError(None, "the manual searcher needs 'templates', a list of templates")
 
 
 class ManualSearcher(Searcher):
@@ -53,7 +53,7 @@ class ManualSearcher(Searcher):
 
     def __init__(self, config: ManualConfig, context: SearchContext) -> None:
         super().__init__(config, context)
-        label_sets = [tuple(ws) for ws in config.label_words] or [context.label_words]
+        label_sets = [tuple(ws) for ws in config.label_word_sets] or [context.label_words]
         self._prompts = [
             Prompt(template, label_words, instruction)
             for template, label_words, instruction in itertools.product(

@@ -14,11 +14,13 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from promptscout.errors import PromptscoutError
+from promptscout.options import OptionError, option
 from promptscout.searchers.base import SearchContext, SearcherConfig
 
 DEFAULT_INSTRUCTIONS = [
@@ -45,43 +47,49 @@ def compose_template(field_labels: dict[str, str], cue: str, separator: str) -> 
 
 @dataclass
 class PromptParts(SearcherConfig):
-    """The pools of prompt parts a composing searcher draws from (searcher configs inherit it).
+    """The pools of prompt parts a composing searcher draws from (searcher configs inherit it):
+    a composed template is ``"<field label>: {field}"`` per input field and a cue, joined by a
+    separator; the instruction and demonstrations go before it."""
 
-    Attributes:
-        instructions: Instruction pool ("" means none).
-        field_labels: Labels put before each input field ("" means the bare field).
-        cues: Answer cues ending the prompt (the label word follows them).
-        separators: Separators between field blocks and the cue.
-        label_words: Candidate words per class (``[[neg1, neg2], [pos1, pos2]]``); default: the
-            campaign's label words only.
-        max_demos: Largest number of demonstrations (0 = zero-shot only).
-    """
+    renamed_options: ClassVar[dict[str, str]] = {"label_words": "label_word_candidates"}
 
-    instructions: list[str] = field(default_factory=lambda: list(DEFAULT_INSTRUCTIONS))
-    field_labels: list[str] = field(default_factory=lambda: list(DEFAULT_FIELD_LABELS))
-    cues: list[str] = field(default_factory=lambda: list(DEFAULT_CUES))
-    separators: list[str] = field(default_factory=lambda: list(DEFAULT_SEPARATORS))
-    label_words: list[list[str]] = field(default_factory=list)
-    max_demos: int = 0
+    instructions: list[str] = option(
+        list(DEFAULT_INSTRUCTIONS), help='Instruction pool ("" means none).'
+    )
+    field_labels: list[str] = option(
+        list(DEFAULT_FIELD_LABELS),
+        help='Labels put before each input field ("" means the bare field).',
+    )
+    cues: list[str] = option(
+        list(DEFAULT_CUES), help="Answer cues ending the prompt (the label word follows them)."
+    )
+    separators: list[str] = option(
+        list(DEFAULT_SEPARATORS), help="Separators between the field blocks and the cue."
+    )
+    label_word_candidates: list[list[str]] = option(
+        [],
+        help='Candidate words per class, e.g. [["bad", "awful"], ["good", "great"]] (default: '
+        "the campaign's label words only).",
+    )
+    max_demos: int = option(0, help="Most demonstrations in a prompt (0: zero-shot only).")
 
-    def check_parts(self, searcher: str, needed: Sequence[str] = POOLS) -> None:
-        """Raise a one-line error naming ``searcher`` if a needed pool is empty or
-        ``max_demos`` is negative."""
+    def check_parts(self, needed: Sequence[str] = POOLS) -> None:
+        """Raise :class:`OptionError` if a needed pool is empty or ``max_demos`` is negative."""
         for name in needed:
             if not getattr(self, name):
-                raise PromptscoutError(f"{searcher} searcher: '{name}' must not be empty")
+                raise OptionError(name, "must not be empty")
         if self.max_demos < 0:
-            raise PromptscoutError(f"{searcher} searcher: 'max_demos' must be 0 or more")
+            raise OptionError("max_demos", "must be 0 or more")
 
     def word_choices(self, searcher: str, context: SearchContext) -> list[list[str]]:
-        """Label-word candidates per class: ``label_words``, or the campaign's words."""
-        task = context.task
-        if self.label_words and len(self.label_words) != task.num_classes:
+        """Label-word candidates per class: ``label_word_candidates``, or the campaign's words."""
+        task, candidates = context.task, self.label_word_candidates
+        if candidates and len(candidates) != task.num_classes:
             raise PromptscoutError(
-                f"{searcher} searcher: 'label_words' has {len(self.label_words)} lists but task "
-                f"'{task.name}' has {task.num_classes} classes; give candidates for each class"
+                f"{searcher} searcher: 'label_word_candidates' has {len(candidates)} lists but "
+                f"task '{task.name}' has {task.num_classes} classes; give candidates for each class"
             )
-        words = [list(ws) for ws in self.label_words] or [[w] for w in context.label_words]
+        words = [list(ws) for ws in candidates] or [[w] for w in context.label_words]
         if any(not ws for ws in words):
             raise PromptscoutError(f"{searcher} searcher: every class needs a label word candidate")
         return words

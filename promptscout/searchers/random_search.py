@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from promptscout.options import option
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import SearchContext, Searcher
 
@@ -40,17 +41,15 @@ from promptscout.searchers.parts import (  # noqa: F401
 class RandomConfig(PromptParts):
     """The space random search samples from: the pools of
     :class:`~promptscout.searchers.parts.PromptParts` (instructions, field labels, cues,
-    separators, label words, ``max_demos``), plus:
+    separators, label-word candidates, ``max_demos``), plus ``max_tries``."""
 
-    Attributes:
-        max_tries: Draws per asked prompt before giving up on finding an unseen one.
-    """
-
-    max_tries: int = 50
+    max_tries: int = option(
+        50, help="Draws per asked prompt before giving up on finding an unseen one."
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.check_parts("random")
+        self.check_parts()
 
 
 class RandomSearcher(Searcher):

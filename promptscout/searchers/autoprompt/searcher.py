@@ -78,7 +78,7 @@ class AutoPromptSearcher(Searcher):
         self._step = 0
         self._stream = ExampleStream(len(context.task.train))
         self._asked: dict[str, list[int]] = {}  # prompt key -> its trigger tokens
-        self._best = BestSoFar()
+        self.best_so_far = BestSoFar()
         self._history: list[dict[str, Any]] = []
         # Derived from the model on first use (not state): token texts and the static filter.
         self._vocab: list[str] | None = None
@@ -95,11 +95,6 @@ class AutoPromptSearcher(Searcher):
     def history(self) -> list[dict[str, Any]]:
         """One record per search step: the slot, the losses on its eval batch, the swap."""
         return list(self._history)
-
-    @property
-    def best_prompt(self) -> Prompt | None:
-        """The best prompt by dev score so far (full-split scores beat raced-out ones)."""
-        return self._best.prompt
 
     def _model(self) -> LanguageModel:
         model = self.context.model()
@@ -312,7 +307,7 @@ class AutoPromptSearcher(Searcher):
 
     def tell(self, outcomes: Sequence[Outcome]) -> None:
         for outcome in outcomes:
-            self._best.update(outcome)
+            self.best_so_far.update(outcome)
 
     @property
     def exhausted(self) -> bool:
@@ -328,7 +323,7 @@ class AutoPromptSearcher(Searcher):
             "stream": self._stream.order,
             "cursor": self._stream.cursor,
             "asked": self._asked,
-            "best": self._best.record,
+            "best": self.best_so_far.record,
             "history": self._history,
         }
 
@@ -340,6 +335,6 @@ class AutoPromptSearcher(Searcher):
         self._rng.bit_generator.state = state["rng"]
         self._stream.load(state["stream"], state["cursor"])
         self._asked = {k: [int(t) for t in v] for k, v in state["asked"].items()}
-        self._best = BestSoFar(state["best"])
+        self.best_so_far = BestSoFar(state["best"])
         self._history = list(state["history"])
         self._blocked = None

@@ -38,10 +38,10 @@ Example:
     >>> from promptscout.tasks import load_task
     >>> task = load_task("sst-2")
     >>> config = BayesianConfig(templates=["Review: {text}\\nSentiment:", "{text} It was"],
-    ...                         label_words=[["negative", "bad"], ["positive", "good"]])
+    ...                         label_word_candidates=[["negative", "bad"], ["positive", "good"]])
     >>> searcher = BayesianSearcher(config, SearchContext(task, task.label_words, seed=0))
     >>> prompts = searcher.ask(4)
-    >>> prompts[0].template, prompts[0].label_words     # the start prompt: the first choices
+    >>> prompts[0].template, prompts[0].label_words     # the first trial: the first choices
     ('Review: {text}\\nSentiment:', ('negative', 'positive'))
 """
 

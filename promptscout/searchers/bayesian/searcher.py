@@ -255,8 +255,8 @@ class BayesianSearcher(Searcher):
     def _next_trial(self) -> tuple[int, dict[str, int]]:
         """Create the next trial; its number and parameters."""
         work, number = self._working(), len(self._records)
-        if number == 0:
-            work.study.enqueue_trial(self.space.start)
+        if number < len(self.space.initial):
+            work.study.enqueue_trial(self.space.initial[number])
         work.study.sampler = self._sampler(number)
         trial = work.study.ask()
         params = self.space.assign(lambda n, k: trial.suggest_categorical(n, list(range(k))))

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from promptscout.errors import PromptscoutError
+from promptscout.options import OptionError, option
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import SearchContext
 from promptscout.searchers.parts import PromptParts, balanced_demo_pool, compose_template
 
-START_KEYS = ("template", "instruction", "label_words", "demos")
+INITIAL_KEYS = ("template", "instruction", "label_words", "demos")
 
 # (parameter name, number of choices) -> the chosen index
 Chooser = Callable[[str, int], int]
@@ -21,59 +22,69 @@ Chooser = Callable[[str, int], int]
 class BayesianConfig(PromptParts):
     """Options of the Bayesian searcher: the pools of
     :class:`~promptscout.searchers.parts.PromptParts` (instructions, field labels, cues and
-    separators of composed templates, label words, ``max_demos``, here 2 by default), plus:
+    separators of composed templates, label-word candidates, ``max_demos``, here 2 by default),
+    plus its own.
 
-    Attributes:
-        templates: Hand-written templates with ``{field}`` placeholders.
-        compose: Also offer templates composed from ``field_labels``, ``cues`` and
-            ``separators`` (default: only when ``templates`` is empty).
-        demo_pool: How many training examples (class-balanced, seeded) may be demonstrations.
-        start: The first trial: a table with any of ``template``, ``instruction``,
-            ``label_words`` (one per class) and ``demos`` (training example ids); what it leaves
-            out is the first choice. Choices it names that are not in the pools are added.
-        multi_objective: Also minimise the prompt's length in tokens; the Pareto front of
-            (score, length) is :meth:`BayesianSearcher.pareto_front`.
-        n_startup_trials: Trials sampled at random before TPE takes over.
-        max_tries: Trials per asked prompt that may repeat known prompts before one unseen prompt
-            is drawn at random instead.
+    Each ``initial`` table is enqueued as an early trial, in order (the first is trial 0). A
+    table may name any of ``template``, ``instruction``, ``label_words`` (one per class) and
+    ``demos`` (training example ids); what it leaves out is the first choice of that pool, and
+    choices it names that the pools lack are added to them. Without ``initial`` the first trial
+    is the first choice of every part.
     """
 
-    templates: list[str] = field(default_factory=list)
-    compose: bool | None = None
-    max_demos: int = 2
-    demo_pool: int = 16
-    start: dict[str, Any] = field(default_factory=dict)
-    multi_objective: bool = False
-    n_startup_trials: int = 10
-    max_tries: int = 20
+    renamed_options: ClassVar[dict[str, str]] = {"start": "initial"}
+
+    templates: list[str] = option([], help="Hand-written templates with {field} placeholders.")
+    compose: bool | None = option(
+        None,
+        help="Also offer templates composed from field_labels, cues and separators (default: "
+        "only when templates is empty).",
+    )
+    max_demos: int = option(2, help="Most demonstrations in a prompt (0: zero-shot only).")
+    demo_pool: int = option(
+        16, help="Training examples (class-balanced, seeded) that may be demonstrations."
+    )
+    initial: list[dict[str, Any]] = option(
+        [],
+        help="The first trials, in order: tables of template, instruction, label_words and "
+        "demos (default: the first choice of every part).",
+    )
+    multi_objective: bool = option(
+        False, help="Also minimise the prompt's length in tokens, with a Pareto front."
+    )
+    n_startup_trials: int = option(10, help="Trials sampled at random before TPE takes over.")
+    max_tries: int = option(
+        20,
+        help="Trials per asked prompt that may repeat known prompts before an unseen prompt is "
+        "drawn at random.",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.compose is None:
             self.compose = not self.templates
         if not self.templates and not self.compose:
-            raise PromptscoutError(
-                "bayesian searcher: give 'templates', or leave 'compose' on to build them"
-            )
+            raise OptionError(None, "give 'templates', or leave 'compose' on to build them")
         needed = ["instructions"] + (["field_labels", "cues", "separators"] if self.compose else [])
-        self.check_parts("bayesian", needed)
+        self.check_parts(needed)
         if self.demo_pool < 1:
-            raise PromptscoutError("bayesian searcher: 'demo_pool' must be at least 1")
-        if self.n_startup_trials < 0 or self.max_tries < 1:
-            raise PromptscoutError(
-                "bayesian searcher: 'n_startup_trials' must be 0 or more and 'max_tries' 1 or more"
+            raise OptionError("demo_pool", "must be at least 1")
+        if self.n_startup_trials < 0:
+            raise OptionError("n_startup_trials", "must be 0 or more")
+        if self.max_tries < 1:
+            raise OptionError("max_tries", "must be at least 1")
+        if not isinstance(self.initial, list) or not all(isinstance(t, dict) for t in self.initial):
+            raise OptionError(
+                "initial",
+                "must be a list of tables such as "
+                '[{ template = "{text} It was", label_words = ["bad", "good"] }]',
             )
-        if not isinstance(self.start, dict):
-            raise PromptscoutError(
-                "bayesian searcher: 'start' must be a table such as "
-                '{ template = "{text} It was", label_words = ["bad", "good"] }'
-            )
-        unknown = sorted(set(self.start) - set(START_KEYS))
-        if unknown:
-            raise PromptscoutError(
-                f"bayesian searcher: 'start' has no key '{unknown[0]}'; "
-                f"keys: {', '.join(START_KEYS)}"
-            )
+        for table in self.initial:
+            unknown = sorted(set(table) - set(INITIAL_KEYS))
+            if unknown:
+                raise OptionError(
+                    "initial", f"has no key '{unknown[0]}'; keys: {', '.join(INITIAL_KEYS)}"
+                )
 
 
 def _first(pool: list[str], value: str) -> int:
@@ -103,44 +114,66 @@ class PromptSpace:
         self.words = config.word_choices("bayesian", context)
         self.max_demos = config.max_demos if task.train else 0
         self.demo_pool = balanced_demo_pool(context, config.demo_pool) if self.max_demos else []
-        self.start = self._start_params(config.start, context)
+        self.initial = self._initial_params(config.initial or [{}], context)
         for template in self.templates:  # a precise error now rather than failed trials later
             Prompt(template, context.label_words).check_task(task)
-        if self.prompt(self.start) is None:
+        if any(self.prompt(params) is None for params in self.initial):
             raise PromptscoutError(
-                "bayesian searcher: the start prompt's label words repeat a word across classes"
+                "bayesian searcher: an initial prompt's label words repeat a word across classes"
             )
 
-    def _start_params(self, start: dict[str, Any], context: SearchContext) -> dict[str, int]:
+    def _initial_params(
+        self, tables: list[dict[str, Any]], context: SearchContext
+    ) -> list[dict[str, int]]:
+        """The assignments of the ``initial`` tables. Choices they name that the pools lack are
+        put first in them (all tables' before any assignment is made); a part a table leaves
+        out takes the pool's first choice as configured."""
+        sizes = {name: len(pool) for name, pool in self._pools().items()}
+        for table in tables:
+            self._named(table, context)
+        added = {name: len(pool) - sizes[name] for name, pool in self._pools().items()}
+        assignments = []
+        for table in tables:
+            fixed = {**added, **self._named(table, context)}
+            assignments.append(self.assign(lambda name, n, fixed=fixed: fixed.get(name, 0)))
+        return assignments
+
+    def _pools(self) -> dict[str, list[str]]:
+        """The pools initial tables may add to, by the parameter that indexes them."""
+        words = {f"label_word_{i}": ws for i, ws in enumerate(self.words)}
+        return {"template": self.templates, "instruction": self.instructions, **words}
+
+    def _named(self, table: dict[str, Any], context: SearchContext) -> dict[str, int]:
+        """The indices of the choices ``table`` names (adding those the pools lack)."""
         fixed: dict[str, int] = {}
-        if "template" in start:
-            fixed["template"] = _first(self.templates, str(start["template"]))
-        if "instruction" in start:
-            fixed["instruction"] = _first(self.instructions, str(start["instruction"]))
-        if "label_words" in start:
-            words = list(start["label_words"])
+        if "template" in table:
+            fixed["template"] = _first(self.templates, str(table["template"]))
+        if "instruction" in table:
+            fixed["instruction"] = _first(self.instructions, str(table["instruction"]))
+        if "label_words" in table:
+            words = list(table["label_words"])
             if len(words) != len(self.words):
                 raise PromptscoutError(
-                    f"bayesian searcher: start 'label_words' needs {len(self.words)} words, one "
-                    f"per class, got {words}"
+                    f"bayesian searcher: initial 'label_words' needs {len(self.words)} words, "
+                    f"one per class, got {words}"
                 )
             for i, word in enumerate(words):
                 fixed[f"label_word_{i}"] = _first(self.words[i], str(word))
-        if start.get("demos"):
-            demos = [str(d) for d in start["demos"]]
+        if table.get("demos"):
+            demos = [str(d) for d in table["demos"]]
             train = {e.id for e in context.task.train}
             if any(d not in train for d in demos):
                 bad = next(d for d in demos if d not in train)
-                raise PromptscoutError(f"bayesian searcher: start demo '{bad}' is not a train id")
+                raise PromptscoutError(f"bayesian searcher: initial demo '{bad}' is not a train id")
             if len(demos) > self.max_demos:
                 raise PromptscoutError(
-                    f"bayesian searcher: start has {len(demos)} demos but max_demos is "
-                    f"{self.max_demos}"
+                    f"bayesian searcher: an initial table has {len(demos)} demos but max_demos "
+                    f"is {self.max_demos}"
                 )
             fixed["n_demos"] = len(demos)
             for i, demo in enumerate(demos):
                 fixed[f"demo_{i}"] = _first(self.demo_pool, demo)
-        return self.assign(lambda name, n: fixed.get(name, 0))
+        return fixed
 
     @property
     def n_templates(self) -> int:

@@ -36,8 +36,8 @@ Example:
     >>> config = EvolutionaryConfig(algorithm="de", population_size=4, cues=["It was", "Answer:"])
     >>> searcher = EvolutionarySearcher(config, SearchContext(task, task.label_words, seed=0))
     >>> first = searcher.ask(4)
-    >>> searcher.tell([(p, Evaluation(p.key, "dev", ("dev-0",), [], {"accuracy": 0.5}))
-    ...                for p in first])
+    >>> told = [Evaluation(p.key, "dev", ("dev-0",), [], {"accuracy": 0.5}) for p in first]
+    >>> searcher.tell([searcher.context.outcome(p, e) for p, e in zip(first, told)])
     >>> searcher.generation, len(searcher.ask(4))
     (1, 4)
 """

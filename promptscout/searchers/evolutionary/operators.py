@@ -3,7 +3,7 @@ crossover of parts.
 
 Every operator changes an individual in place and returns whether it changed anything; none
 can make an invalid genome (label words stay distinct across classes, counts stay within
-``max_phrases``, ``max_demos`` and ``max_tokens``). Draws come from the ``rng`` passed in: the
+``max_phrases``, ``max_demos`` and ``max_triggers``). Draws come from the ``rng`` passed in: the
 searcher passes the :mod:`random` module while its stream is active
 (:class:`~promptscout.searchers.evolutionary.genome.RandomStream`), the generator DEAP's own
 crossover operators draw from too.
@@ -81,7 +81,7 @@ class Variation:
                 (DEMOS, bool(s.max_demos and s.demo_pool)),
                 (FIELD_LABELS, len(s.field_labels) > 1),
                 (SEPARATOR, len(s.separators) > 1),
-                (TOKENS, bool(s.max_tokens and s.vocabulary)),
+                (TOKENS, bool(s.max_triggers and s.vocabulary)),
                 (CUE, len(s.cues) > 1),
                 (WORDS, any(len(ws) > 1 for ws in s.words)),
             )
@@ -200,7 +200,7 @@ class Variation:
 
     def add_token(self, ind: Individual, rng: Any) -> bool:
         tokens = list(ind[TOKENS])
-        if len(tokens) >= self.space.max_tokens or not self.space.vocabulary:
+        if len(tokens) >= self.space.max_triggers or not self.space.vocabulary:
             return False
         tokens.insert(rng.randint(0, len(tokens)), rng.choice(self.space.vocabulary))
         return _set(ind, TOKENS, tuple(tokens))

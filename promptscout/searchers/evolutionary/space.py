@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from promptscout.errors import PromptscoutError
+from promptscout.options import OptionError, option
 from promptscout.prompts import TRIGGER, Prompt
 from promptscout.searchers.base import SearchContext
 from promptscout.searchers.evolutionary.genome import (
@@ -37,94 +38,107 @@ def split_phrases(text: str) -> tuple[str, ...]:
 @dataclass
 class EvolutionaryConfig(PromptParts):
     """Options of the evolutionary searcher: the pools of
-    :class:`~promptscout.searchers.parts.PromptParts` (``max_demos`` here 2 by default), plus:
+    :class:`~promptscout.searchers.parts.PromptParts` (``max_demos`` here 2 by default), plus
+    its own.
 
-    Attributes:
-        algorithm: ``"ga"`` (genetic algorithm) or ``"de"`` (differential evolution).
-        population_size: Prompts per generation (best a multiple of ``batch_size``).
-        initial: Hand-written members of the first generation, each a table with any of
-            ``instruction``, ``field_label`` (for every input field), ``cue``, ``separator``,
-            ``label_words`` and ``demos``; what it leaves out is the first choice of its pool.
-            The rest of the first generation is drawn at random from the pools.
-        init_demos: Most demonstrations in a randomly drawn first-generation member.
-        demo_pool: How many training examples (class-balanced, seeded) may be demonstrations.
-        phrases: Extra phrases that mutation may add to an instruction (the phrases of
-            ``instructions`` always may).
-        max_phrases: Most phrases in an instruction.
-        tokens: Words that token substitution puts into instructions and free tokens (default:
-            the words of the pools and the label-word candidates).
-        max_tokens: Most free tokens (``[T]`` slots before the cue); 0 turns them off.
-        crossover: ``"uniform"`` or ``"one_point"`` crossover of the parts (GA).
-        cxpb: GA: probability that two parents cross; DE: the crossover rate ``CR``.
-        mutpb: GA: probability that a child mutates; DE: probability that a part taken from the
-            donors mutates.
-        tournament_size: GA parents are the best of this many drawn at random.
-        elite: GA: how many of the best parents compete with the offspring for the next
-            generation (default: all of them, EvoPrompt's rule; 0: the offspring replace them).
-        hall_of_fame: How many of the best prompts ever seen the hall of fame keeps.
-        lm_operators: Let the campaign's instruct model paraphrase phrases and cross two
-            instructions (EvoPrompt style); unusable output falls back to the symbolic operator.
-        lm_max_new_tokens: Most tokens the model writes per operator call.
-        max_tries: Mutations tried per offspring before it is given up as not new.
+    ``initial`` members are tables with any of ``instruction``, ``field_label`` (for every input
+    field), ``cue``, ``separator``, ``label_words`` (one per class) and ``demos``; what a member
+    leaves out is the first choice of its pool, and the rest of the first generation is drawn at
+    random from the pools. With ``lm_operators`` the campaign's instruct model paraphrases
+    phrases and crosses two instructions (EvoPrompt style); output it cannot use falls back to
+    the symbolic operator.
     """
 
-    max_demos: int = 2
-    algorithm: str = "ga"
-    population_size: int = 8
-    initial: list[dict[str, Any]] = field(default_factory=list)
-    init_demos: int = 0
-    demo_pool: int = 16
-    phrases: list[str] = field(default_factory=list)
-    max_phrases: int = 3
-    tokens: list[str] = field(default_factory=list)
-    max_tokens: int = 0
-    crossover: str = "uniform"
-    cxpb: float = 0.5
-    mutpb: float = 0.8
-    tournament_size: int = 3
-    elite: int | None = None
-    hall_of_fame: int = 5
-    lm_operators: bool = False
-    lm_max_new_tokens: int = 32
-    max_tries: int = 50
+    renamed_options: ClassVar[dict[str, str]] = {
+        "tokens": "vocabulary",
+        "max_tokens": "max_triggers",
+    }
+
+    max_demos: int = option(2, help="Most demonstrations in a prompt (0: zero-shot only).")
+    algorithm: str = option("ga", help='"ga" (genetic algorithm) or "de" (differential evolution).')
+    population_size: int = option(8, help="Prompts per generation (best a multiple of batch_size).")
+    initial: list[dict[str, Any]] = option(
+        [],
+        help="Hand-written members of the first generation: tables of instruction, "
+        "field_label, cue, separator, label_words and demos.",
+    )
+    init_demos: int = option(
+        0, help="Most demonstrations in a randomly drawn first-generation member."
+    )
+    demo_pool: int = option(
+        16, help="Training examples (class-balanced, seeded) that may be demonstrations."
+    )
+    phrases: list[str] = option(
+        [],
+        help="Extra phrases mutation may add to an instruction (the instructions' own always may).",
+    )
+    max_phrases: int = option(3, help="Most phrases in an instruction.")
+    vocabulary: list[str] = option(
+        [],
+        help="Words token substitution puts into instructions and free [T] slots (default: "
+        "the words of the pools and the label-word candidates).",
+    )
+    max_triggers: int = option(
+        0, help="Most free [T] slots before the cue, filled from vocabulary (0: none)."
+    )
+    crossover: str = option("uniform", help='GA crossover of the parts: "uniform" or "one_point".')
+    cxpb: float = option(
+        0.5, help="GA: probability that two parents cross; DE: the crossover rate CR."
+    )
+    mutpb: float = option(
+        0.8,
+        help="GA: probability that a child mutates; DE: that a part taken from the donors does.",
+    )
+    tournament_size: int = option(3, help="GA: parents are the best of this many drawn.")
+    elite: int | None = option(
+        None,
+        help="GA: best parents competing with the offspring for the next generation (default: "
+        "all, EvoPrompt's rule; 0: the offspring replace them).",
+    )
+    hall_of_fame: int = option(5, help="Best prompts ever seen that the hall of fame keeps.")
+    lm_operators: bool = option(
+        False, help="Let the campaign's instruct model paraphrase and cross instructions."
+    )
+    lm_max_new_tokens: int = option(32, help="Most tokens the model writes per operator call.")
+    max_tries: int = option(
+        50, help="Mutations tried per offspring before it is given up as not new."
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.check_parts("evolutionary")
-        name = "evolutionary searcher"
+        self.check_parts()
         if self.algorithm not in ALGORITHMS:
-            raise PromptscoutError(
-                f"{name}: 'algorithm' must be 'ga' or 'de', got {self.algorithm!r}"
-            )
+            raise OptionError("algorithm", f"must be 'ga' or 'de', got {self.algorithm!r}")
         if self.crossover not in CROSSOVERS:
-            raise PromptscoutError(
-                f"{name}: 'crossover' must be 'uniform' or 'one_point', got {self.crossover!r}"
+            raise OptionError(
+                "crossover", f"must be 'uniform' or 'one_point', got {self.crossover!r}"
             )
         if self.population_size < 2:
-            raise PromptscoutError(f"{name}: 'population_size' must be at least 2")
+            raise OptionError("population_size", "must be at least 2")
         for key in ("cxpb", "mutpb"):
             if not 0.0 <= getattr(self, key) <= 1.0:
-                raise PromptscoutError(f"{name}: '{key}' must be between 0 and 1")
+                raise OptionError(key, "must be between 0 and 1")
         if self.elite is None:
             self.elite = self.population_size
-        for key in ("init_demos", "max_tokens", "elite"):
+        for key in ("init_demos", "max_triggers", "elite"):
             if getattr(self, key) < 0:
-                raise PromptscoutError(f"{name}: '{key}' must be 0 or more")
+                raise OptionError(key, "must be 0 or more")
         for key in ("demo_pool", "max_phrases", "tournament_size", "hall_of_fame", "max_tries"):
             if getattr(self, key) < 1:
-                raise PromptscoutError(f"{name}: '{key}' must be at least 1")
+                raise OptionError(key, "must be at least 1")
         if self.lm_max_new_tokens < 4:
-            raise PromptscoutError(f"{name}: 'lm_max_new_tokens' must be at least 4")
+            raise OptionError("lm_max_new_tokens", "must be at least 4")
         if not isinstance(self.initial, list) or not all(isinstance(m, dict) for m in self.initial):
-            raise PromptscoutError(
-                f"{name}: 'initial' must be a list of tables such as "
-                '{ instruction = "Classify the review.", cue = "Sentiment:" }'
+            raise OptionError(
+                "initial",
+                "must be a list of tables such as "
+                '[{ instruction = "Classify the review.", cue = "Sentiment:" }]',
             )
         for member in self.initial:
             unknown = sorted(set(member) - set(INITIAL_KEYS))
             if unknown:
-                raise PromptscoutError(
-                    f"{name}: 'initial' has no key '{unknown[0]}'; keys: {', '.join(INITIAL_KEYS)}"
+                raise OptionError(
+                    "initial", f"has no key '{unknown[0]}'; keys: {', '.join(INITIAL_KEYS)}"
                 )
 
 
@@ -145,8 +159,8 @@ class PartSpace:
         self.max_demos = config.max_demos if task.train else 0
         self.init_demos = min(config.init_demos, self.max_demos)
         self.demo_pool = balanced_demo_pool(context, config.demo_pool) if self.max_demos else []
-        self.max_phrases, self.max_tokens = config.max_phrases, config.max_tokens
-        self.vocabulary = list(dict.fromkeys(config.tokens)) or self._pool_words()
+        self.max_phrases, self.max_triggers = config.max_phrases, config.max_triggers
+        self.vocabulary = list(dict.fromkeys(config.vocabulary)) or self._pool_words()
         self.initial = [self._seed(member, context) for member in config.initial]
 
     def _pool_words(self) -> list[str]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
-from promptscout.errors import PromptscoutError
+from promptscout.options import OptionError, option
 from promptscout.searchers.base import SearcherConfig
 from promptscout.soft_tensors import INIT_MODES, PARAMETRIC_MODES
 
@@ -14,61 +15,63 @@ from promptscout.soft_tensors import INIT_MODES, PARAMETRIC_MODES
 class SoftConfig(SearcherConfig):
     """Options of the soft-prompt searcher.
 
-    Attributes:
-        template: The discrete part placed after the vectors, with ``{field}`` placeholders.
-        label_words: One word per class (default: the campaign's label words).
-        vectors: Number of learned vectors.
-        init: ``"text"`` (embeddings of ``init_text``'s tokens, the rest as ``"vocab"``),
-            ``"vocab"`` (embeddings of random common tokens) or ``"random"`` (noise of the
-            embeddings' scale).
-        init_text: The text whose token embeddings start the vectors (``init = "text"``).
-        lr: Adam step size.
-        l2: Weight of the squared distance of the trained tensors from where they started.
-        train_batch: Training examples per optimiser step.
-        epochs_per_ask: Epochs over the train split between two proposals.
-        max_epochs: Stop after this many epochs.
-        patience: Stop after this many proposals in a row that do not improve the dev
-            cross-entropy.
-        parametric: ``""`` (prompt tuning: the model frozen) or ``"final_norm"`` (the final
-            norm's weights are trained too and belong to the prompt).
-        project: Also propose each round's nearest-token discrete projection.
-        batch_size: One soft prompt per ask (two with ``project``, which raises it to 2).
+    ``init = "text"`` starts the vectors at the embeddings of ``init_text``'s tokens (the rest
+    as ``"vocab"``), ``"vocab"`` at embeddings of random common tokens, ``"random"`` at noise of
+    the embeddings' scale. ``parametric = "final_norm"`` also trains the final norm's weights,
+    which then belong to the prompt. One soft prompt is asked for per round (two with
+    ``project``, which raises ``batch_size`` to 2).
     """
 
-    template: str = "{text}"
-    label_words: list[str] = field(default_factory=list)
-    vectors: int = 20
-    init: str = "text"
-    init_text: str = "Read the text and answer with the correct label."
-    lr: float = 0.03
-    l2: float = 0.0
-    train_batch: int = 8
-    epochs_per_ask: int = 1
-    max_epochs: int = 30
-    patience: int = 3
-    parametric: str = ""
-    project: bool = False
-    batch_size: int = 1
+    renamed_options: ClassVar[dict[str, str]] = {"lr": "learning_rate"}
+
+    template: str = option(
+        "{text}", help="The discrete part after the vectors, with {field} placeholders."
+    )
+    label_words: list[str] = option(
+        [], help="One word per class (default: the campaign's label words)."
+    )
+    vectors: int = option(20, help="Number of learned vectors.")
+    init: str = option("text", help='How the vectors start: "text", "vocab" or "random".')
+    init_text: str = option(
+        "Read the text and answer with the correct label.",
+        help='The text whose token embeddings start the vectors (init = "text").',
+    )
+    learning_rate: float = option(0.03, help="Adam's step size.")
+    l2: float = option(
+        0.0, help="Weight of the squared distance of the trained tensors from their start."
+    )
+    train_batch: int = option(8, help="Training examples per optimiser step.")
+    epochs_per_ask: int = option(1, help="Epochs over the train split between two proposals.")
+    max_epochs: int = option(30, help="Stop after this many epochs.")
+    patience: int = option(
+        3,
+        help="Stop after this many proposals in a row that do not improve the dev cross-entropy.",
+    )
+    parametric: str = option(
+        "", help='"" (prompt tuning, the model frozen) or "final_norm" (also train the final norm).'
+    )
+    project: bool = option(
+        False, help="Also propose each round's nearest-token discrete projection."
+    )
+    batch_size: int = option(1, help="Prompts asked for per round (2 with project).")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("vectors", "train_batch", "epochs_per_ask", "max_epochs", "patience"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise PromptscoutError(f"{name} must be a positive integer, got {value!r}")
+                raise OptionError(name, f"must be a positive integer, got {value!r}")
         if self.init not in INIT_MODES:
-            raise PromptscoutError(
-                f"init must be one of {', '.join(INIT_MODES)}, got {self.init!r}"
-            )
+            raise OptionError("init", f"must be one of {', '.join(INIT_MODES)}, got {self.init!r}")
         if self.init == "text" and not self.init_text.strip():
-            raise PromptscoutError("init = 'text' needs a non-empty init_text")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise PromptscoutError(f"lr must be a positive number, got {self.lr!r}")
+            raise OptionError("init_text", "must not be empty with init = 'text'")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise OptionError(
+                "learning_rate", f"must be a positive number, got {self.learning_rate!r}"
+            )
         if not (self.l2 >= 0 and math.isfinite(self.l2)):
-            raise PromptscoutError(f"l2 must be 0 or more, got {self.l2!r}")
+            raise OptionError("l2", f"must be 0 or more, got {self.l2!r}")
         if self.project:
             self.batch_size = max(self.batch_size, 2)
         if self.parametric not in PARAMETRIC_MODES:
-            raise PromptscoutError(
-                f'parametric must be "" or "final_norm", got {self.parametric!r}'
-            )
+            raise OptionError("parametric", f'must be "" or "final_norm", got {self.parametric!r}')

@@ -79,7 +79,7 @@ class SoftSearcher(Searcher):
                 [self.base.render(e) for e in train],
                 [int(e.label) for e in train],
                 self.base.label_words,
-                lr=self.config.lr,
+                lr=self.config.learning_rate,
                 l2=self.config.l2,
                 batch=self.config.train_batch,
             )

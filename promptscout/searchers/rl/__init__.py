@@ -3,7 +3,7 @@ Deng et al. 2022).
 
 The policy is the campaign's causal LM, frozen, with a small trainable MLP head on its last
 hidden state that adds a logit per candidate word to the backbone's own (weighted by ``prior``)
-(:mod:`promptscout.searchers.rl.policy`); it writes ``tokens`` distinct words (unless
+(:mod:`promptscout.searchers.rl.policy`); it writes ``num_triggers`` distinct words (unless
 ``repeats``) from a candidate vocabulary (by default a few thousand frequent plain-word tokens)
 after a fixed context, and the words fill the template's ``[T]`` slots
 (``"{text} [T][T][T][T][T]"`` by default).

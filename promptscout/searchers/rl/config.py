@@ -3,98 +3,106 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from promptscout.errors import PromptscoutError
+from promptscout.options import OptionError, option
 from promptscout.prompts import LABEL_SLOT, TRIGGER
 from promptscout.searchers.base import SearcherConfig
 
-DEFAULT_TOKENS = 5
+DEFAULT_TRIGGERS = 5
 
 
 @dataclass
 class RLConfig(SearcherConfig):
     """Options of the rl searcher.
 
-    Attributes:
-        batch_size: Prompts sampled per training step (an ``ask(n)`` samples ``n``).
-        template: Text with ``{field}`` placeholders and ``[T]`` slots the written tokens fill,
-            in order. Empty: the task's fields, then ``tokens`` slots
-            (``"{text} [T][T][T][T][T]"``); a template without slots gets ``tokens`` slots
-            appended after a space.
-        tokens: Prompt tokens the policy writes (must match the template's slots if it has some).
-        context: The text the policy reads before writing (its fixed input).
-        vocabulary: Words the policy may write (each must be one token after a space); empty:
-            the first ``vocab_size`` plain-word tokens of the model (a space and letters, which
-            tokenise back to themselves).
-        vocab_size: Size of the default candidate vocabulary.
-        exclude: Words never written (the label words are always excluded).
-        steps: Training steps in all; the searcher is exhausted after them and the final greedy
-            prompt.
-        train_examples: Train examples each sampled prompt's reward is averaged over, the same
-            number of every class (``train_examples // classes`` each, a fresh slice of shuffled
-            per-class streams every step; all of train when it holds fewer).
-        mlp_hidden: Width of the policy head's hidden layer.
-        learning_rate: Adam's step size for the head.
-        prior: Weight of the backbone's own next-token logits in the policy (1: it starts as the
-            backbone's distribution over the candidates; 0: uniform, the head alone decides).
-        repeats: Whether a prompt may hold a word twice (off: written words are masked).
-        entropy: Weight of an entropy bonus in the policy-gradient loss.
-        correct_coeff: Reward per unit of probability gap when the prediction is right.
-        wrong_coeff: Reward per unit of (negative) gap when it is wrong; larger than
-            ``correct_coeff`` so mistakes cost more than hits earn (RLPrompt: 180 and 200 on a
-            percentage scale, here 1.8 and 2.0 on probabilities).
-        greedy_every: Also ask the greedy prompt every this many steps (0: only at the end).
+    An empty ``template`` is the task's fields, then ``num_triggers`` slots
+    (``"{text} [T][T][T][T][T]"``); a template without slots gets ``num_triggers`` slots
+    appended after a space. The default vocabulary is the first ``vocab_size`` plain-word
+    tokens of the model (a space and letters, which tokenise back to themselves). Each sampled
+    prompt's reward is averaged over ``train_examples`` train examples, the same number of every
+    class (``train_examples // classes`` each, a fresh slice of shuffled per-class streams every
+    step; all of train when it holds fewer). With ``prior = 1`` the policy starts as the
+    backbone's distribution over the candidates; with 0 it starts uniform and the head alone
+    decides. ``wrong_coeff`` is larger than ``correct_coeff`` so mistakes cost more than hits
+    earn (RLPrompt: 180 and 200 on a percentage scale, here 1.8 and 2.0 on probabilities).
     """
 
-    template: str = ""
-    tokens: int | None = None
-    context: str = "Prompt:"
-    vocabulary: list[str] = field(default_factory=list)
-    vocab_size: int = 3000
-    exclude: list[str] = field(default_factory=list)
-    steps: int = 40
-    train_examples: int = 32
-    mlp_hidden: int = 128
-    learning_rate: float = 1e-2
-    prior: float = 1.0
-    repeats: bool = False
-    entropy: float = 0.0
-    correct_coeff: float = 1.8
-    wrong_coeff: float = 2.0
-    greedy_every: int = 10
+    renamed_options: ClassVar[dict[str, str]] = {"tokens": "num_triggers"}
+
+    batch_size: int = option(8, help="Prompts sampled per training step.")
+    template: str = option(
+        "",
+        help="Text with {field} placeholders and [T] slots the written words fill, in order; "
+        "empty: the fields, then num_triggers slots.",
+    )
+    num_triggers: int | None = option(
+        None,
+        help="Words the policy writes (default 5); must match the template's slots if it has some.",
+    )
+    context: str = option("Prompt:", help="The text the policy reads before writing.")
+    vocabulary: list[str] = option(
+        [],
+        help="Words the policy may write, each one token after a space (default: vocab_size "
+        "plain-word tokens).",
+    )
+    vocab_size: int = option(3000, help="Size of the default vocabulary.")
+    exclude: list[str] = option([], help="Words never written (the label words never are).")
+    steps: int = option(
+        40, help="Training steps in all; then the final greedy prompt, and it is exhausted."
+    )
+    train_examples: int = option(
+        32, help="Train examples (class-balanced) each sampled prompt's reward is averaged over."
+    )
+    mlp_hidden: int = option(128, help="Width of the policy head's hidden layer.")
+    learning_rate: float = option(1e-2, help="Adam's step size for the head.")
+    prior: float = option(
+        1.0, help="Weight of the backbone's own next-token logits in the policy (0: uniform)."
+    )
+    repeats: bool = option(False, help="Whether a prompt may hold a word twice.")
+    entropy: float = option(0.0, help="Weight of an entropy bonus in the policy-gradient loss.")
+    correct_coeff: float = option(
+        1.8, help="Reward per unit of probability gap when the prediction is right."
+    )
+    wrong_coeff: float = option(2.0, help="Reward per unit of (negative) gap when it is wrong.")
+    greedy_every: int = option(
+        10, help="Also ask the greedy prompt every this many steps (0: only at the end)."
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("vocab_size", "train_examples", "mlp_hidden"):
             if getattr(self, name) < 1:
-                raise PromptscoutError(f"rl: '{name}' must be at least 1")
+                raise OptionError(name, "must be at least 1")
         for name in ("steps", "greedy_every"):
             if getattr(self, name) < 0:
-                raise PromptscoutError(f"rl: '{name}' must be 0 or more")
+                raise OptionError(name, "must be 0 or more")
         for name in ("learning_rate", "correct_coeff", "wrong_coeff"):
             if not getattr(self, name) > 0:
-                raise PromptscoutError(f"rl: '{name}' must be positive")
+                raise OptionError(name, "must be positive")
         for name in ("entropy", "prior"):
             if getattr(self, name) < 0:
-                raise PromptscoutError(f"rl: '{name}' must be 0 or more")
+                raise OptionError(name, "must be 0 or more")
         if not self.context.strip():
-            raise PromptscoutError("rl: 'context' must be some text, e.g. 'Prompt:'")
+            raise OptionError("context", "must be some text, e.g. 'Prompt:'")
         slots = self.template.count(TRIGGER)
-        if self.tokens is not None:
-            if self.tokens < 1:
-                raise PromptscoutError("rl: 'tokens' must be at least 1")
-            if slots and slots != self.tokens:
-                raise PromptscoutError(
-                    f"rl: 'template' has {slots} [T] slots but 'tokens' is {self.tokens}; "
-                    "drop one of them"
+        if self.num_triggers is not None:
+            if self.num_triggers < 1:
+                raise OptionError("num_triggers", "must be at least 1")
+            if slots and slots != self.num_triggers:
+                n = self.num_triggers
+                raise OptionError(
+                    "num_triggers",
+                    f"is {n} but 'template' has {slots} [T] slots; drop one of them",
+                    f"'template' has {slots} [T] slots but 'num_triggers' is {n}; drop one of them",
                 )
         if self.template and not slots:
-            self.template += " " + TRIGGER * (self.tokens or DEFAULT_TOKENS)
+            self.template += " " + TRIGGER * (self.num_triggers or DEFAULT_TRIGGERS)
         if LABEL_SLOT in self.template:
-            raise PromptscoutError("rl: 'template' must not hold [P]; the policy needs a causal LM")
+            raise OptionError("template", "must not hold [P]; the policy needs a causal LM")
 
 
 def reward(

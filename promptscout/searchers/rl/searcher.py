@@ -11,7 +11,7 @@ import numpy as np
 from promptscout.errors import PromptscoutError
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import BestSoFar, Curve, Outcome, SearchContext, Searcher
-from promptscout.searchers.rl.config import DEFAULT_TOKENS, RLConfig, reward, z_scores
+from promptscout.searchers.rl.config import DEFAULT_TRIGGERS, RLConfig, reward, z_scores
 from promptscout.searchers.stream import BalancedStream
 from promptscout.searchers.triggers import TriggerTemplate
 from promptscout.soft_tensors import pack_array, unpack_array
@@ -56,7 +56,11 @@ class RLSearcher(Searcher):
         super().__init__(config, context)
         self._words = tuple(context.label_words)
         self.template = TriggerTemplate.for_task(
-            config.template, config.tokens or DEFAULT_TOKENS, context.task, self._words, "rl"
+            config.template,
+            config.num_triggers or DEFAULT_TRIGGERS,
+            context.task,
+            self._words,
+            "rl",
         )
         self._rng = np.random.default_rng(context.seed)
         self._step = 0
@@ -65,7 +69,7 @@ class RLSearcher(Searcher):
         self._asked: set[str] = set()
         self._curve: list[list[float]] = []
         self._history: list[dict[str, Any]] = []
-        self._best = BestSoFar()
+        self.best_so_far = BestSoFar()
         self._saved_policy: dict[str, np.ndarray] | None = None
         # Built from the model on first use (not state): the policy and the token texts.
         self._policy: PromptPolicy | None = None
@@ -141,11 +145,6 @@ class RLSearcher(Searcher):
         """One record per training step: rewards, loss, entropy."""
         return list(self._history)
 
-    @property
-    def best_prompt(self) -> Prompt | None:
-        """The best prompt by dev score so far (full-split scores beat raced-out ones)."""
-        return self._best.prompt
-
     # -- one training step ---------------------------------------------------------------------
 
     def _draw(self, m: int) -> list[Example]:
@@ -214,7 +213,7 @@ class RLSearcher(Searcher):
 
     def tell(self, outcomes: Sequence[Outcome]) -> None:
         for outcome in outcomes:
-            self._best.update(outcome)
+            self.best_so_far.update(outcome)
 
     @property
     def exhausted(self) -> bool:
@@ -228,7 +227,7 @@ class RLSearcher(Searcher):
             "rng": self._rng.bit_generator.state,
             "stream": self._stream.state(),
             "asked": sorted(self._asked),
-            "best": self._best.record,
+            "best": self.best_so_far.record,
             "history": self._history,
             "policy": {k: pack_array(v) for k, v in arrays.items()} if arrays else None,
             "curve": {"points": self._curve},
@@ -240,7 +239,7 @@ class RLSearcher(Searcher):
         self._rng.bit_generator.state = state["rng"]
         self._stream.load(state["stream"])
         self._asked = set(state["asked"])
-        self._best = BestSoFar(state["best"])
+        self.best_so_far = BestSoFar(state["best"])
         self._history = [dict(h) for h in state["history"]]
         self._curve = [list(p) for p in state["curve"]["points"]]
         packed = state["policy"]
