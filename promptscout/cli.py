@@ -242,59 +242,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-REFERENCE_START = "<!-- options-reference:start -->"
-REFERENCE_END = "<!-- options-reference:end -->"
-
-
-def option_tables(plugins: bool = False) -> dict[str, dict[str, type]]:
-    """The dataclass behind every options table: ``sections`` (the campaign file's tables) and
-    ``searchers`` (each searcher type's config; entry-point plug-ins too with ``plugins``)."""
-    from promptscout.config import SECTIONS
-    from promptscout.searchers import SEARCHERS, available_searchers, searcher_class
-
-    names = available_searchers() if plugins else sorted(SEARCHERS)
-    searchers = {}
-    for name in names:
-        try:
-            searchers[name] = searcher_class(name).config_class
-        except Exception as exc:  # a plug-in that does not load: listed without options
-            _note(f"note: searcher '{name}' does not load: {exc}")
-    return {"sections": dict(SECTIONS), "searchers": searchers}
-
-
-def _heading(group: str, name: str) -> str:
-    return f"[{name}]" if group == "sections" else f'[[searchers]] type = "{name}"'
-
-
-def options_reference() -> str:
-    """The README's options reference (Markdown): one table per campaign-file table and per
-    built-in searcher, generated from the options' declarations."""
-    from promptscout.options import markdown_table
-
-    parts = [
-        REFERENCE_START,
-        "<!-- Generated from the options' declarations by `promptscout plugins --markdown "
-        "README.md`; edit the help texts in the code, not here. -->",
-    ]
-    titles = {"sections": "### Tables", "searchers": "### Searchers (`[[searchers]]` tables)"}
-    for group, tables in option_tables().items():
-        parts.append(titles[group])
-        for name, cls in tables.items():
-            parts += [f"#### `{_heading(group, name)}`", markdown_table(cls)]
-    return "\n\n".join([*parts, REFERENCE_END]) + "\n"
-
-
-def _write_reference(path: Path) -> None:
-    text = path.read_text(encoding="utf-8")
-    start, end = text.find(REFERENCE_START), text.find(REFERENCE_END)
-    if start < 0 or end < start:
-        raise PromptscoutError(f"{path} has no {REFERENCE_START} ... {REFERENCE_END} block")
-    text = text[:start] + options_reference() + text[end + len(REFERENCE_END) + 1 :]
-    path.write_text(text, encoding="utf-8")
-    _note(f"wrote the options reference into {path}")
-
-
 def _print_options(name: str) -> None:
+    from promptscout.catalog import heading, option_tables
     from promptscout.options import describe_options, toml_value
 
     tables = option_tables(plugins=True)
@@ -308,35 +257,26 @@ def _print_options(name: str) -> None:
         default = default if len(default) <= 24 else default[:21] + "..."
         rows.append((d["name"], d["type"], default, d["help"]))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    print(_heading(group, name))
+    print(heading(group, name))
     for row in rows:
         cells = [c.ljust(w) for c, w in zip(row, widths, strict=False)]
         print("  " + "  ".join([*cells, row[3]]))
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from promptscout.model import known_models
-    from promptscout.objectives import OBJECTIVES, plugin_objective_names
-    from promptscout.options import describe_options
+    from promptscout.catalog import catalog, options_reference, write_reference
 
     if args.markdown is not None:
         if args.markdown:
-            _write_reference(Path(args.markdown))
+            write_reference(Path(args.markdown))
+            _note(f"wrote the options reference into {args.markdown}")
         else:
             print(options_reference(), end="")
         return 0
     if args.options:
         _print_options(args.options)
         return 0
-    tables = option_tables(plugins=True)
-    data = {
-        "searchers": {
-            name: {"options": describe_options(cls)} for name, cls in tables["searchers"].items()
-        },
-        "sections": {name: describe_options(cls) for name, cls in tables["sections"].items()},
-        "objectives": sorted(set(OBJECTIVES) | set(plugin_objective_names())),
-        "models": known_models(),
-    }
+    data = catalog(note=_note)
     if args.json:
         _print_json(data)
     else:

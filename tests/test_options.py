@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from promptscout.cli import REFERENCE_END, REFERENCE_START, main, options_reference
+from promptscout.catalog import REFERENCE_END, REFERENCE_START, options_reference
+from promptscout.cli import main
 from promptscout.config import SECTIONS, CampaignConfig, load_config
 from promptscout.errors import PromptscoutError
 from promptscout.options import (

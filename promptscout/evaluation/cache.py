@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from promptscout.evaluation.readout import needs_hidden
+from promptscout.prompts import Prompt
+
 if TYPE_CHECKING:
     from promptscout.store import Store
 
@@ -36,6 +39,15 @@ HIDDEN_VARIANT = "hidden"
 
 def generation_variant(max_new_tokens: int) -> str:
     return f"generate:{max_new_tokens}"
+
+
+def prompt_variants(prompt: Prompt, generation: bool, max_new_tokens: int) -> list[str]:
+    """The variants a prompt's raw outputs are cached under: its generation length, or its label
+    words (and soft prompt), then the hidden states when its readout reads them."""
+    if generation:
+        return [generation_variant(max_new_tokens)]
+    variants = [label_variant(prompt.label_words, prompt.soft)]
+    return [*variants, HIDDEN_VARIANT] if needs_hidden(prompt) else variants
 
 
 class CacheBackend(Protocol):

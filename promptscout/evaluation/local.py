@@ -9,12 +9,7 @@ from typing import Any
 import numpy as np
 
 from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
-from promptscout.evaluation.cache import (
-    HIDDEN_VARIANT,
-    ScoreCache,
-    generation_variant,
-    label_variant,
-)
+from promptscout.evaluation.cache import ScoreCache, prompt_variants
 from promptscout.evaluation.readout import needs_hidden
 from promptscout.evaluation.scoring import (
     Rendered,
@@ -188,22 +183,20 @@ class LocalEvaluator(Evaluator):
         texts = [t for item in chunk for t in item.texts]
         n = len(chunk[0].texts)
         evaluated = [i % n < chunk[0].evaluated for i in range(len(texts))]
-        if self.task.kind == "generation":
-            variant = generation_variant(self.max_new_tokens)
-        else:
-            variant = label_variant(first.label_words, first.soft)
+        generation = self.task.kind == "generation"
+        variants = prompt_variants(first, generation, self.max_new_tokens)
 
         def compute(piece: list[str]) -> Sequence[Any]:
-            if self.task.kind == "generation":
+            if generation:
                 return self.model.generate(piece, self.max_new_tokens)
             if first.soft:
                 soft = self._soft_tensors(first)
                 return list(self.model.score_labels_soft(piece, first.label_words, soft))
             return list(self.model.score_labels(piece, first.label_words))
 
-        outputs, missing = self._cached(texts, variant, compute, evaluated, progress)
-        if needs_hidden(first):  # the learned verbalizer reads the hidden state too
-            hidden, also = self._cached(texts, HIDDEN_VARIANT, self.model.hidden_states, evaluated)
+        outputs, missing = self._cached(texts, variants[0], compute, evaluated, progress)
+        if len(variants) > 1:  # the learned verbalizer reads the hidden state too
+            hidden, also = self._cached(texts, variants[1], self.model.hidden_states, evaluated)
             outputs = [np.concatenate([o, h]) for o, h in zip(outputs, hidden, strict=True)]
             missing = sorted(set(missing) | set(also))
         per_prompt = [outputs[i * n : (i + 1) * n] for i in range(len(chunk))]

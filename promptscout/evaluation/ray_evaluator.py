@@ -23,12 +23,7 @@ from typing import Any
 
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
-from promptscout.evaluation.cache import (
-    HIDDEN_VARIANT,
-    ScoreCache,
-    generation_variant,
-    label_variant,
-)
+from promptscout.evaluation.cache import ScoreCache, prompt_variants
 from promptscout.evaluation.ray_cluster import check_resources, connect_ray, reason
 from promptscout.evaluation.ray_worker import ScoringWorker, plain_example, task_header
 from promptscout.evaluation.readout import needs_hidden
@@ -267,11 +262,8 @@ class RayEvaluator(Evaluator):
     def _payload(self, unit: _Unit, split: str) -> dict[str, Any]:
         """A unit as plain data, with the score-cache entries of its texts as of now."""
         first = unit.prompts[0]
-        if self.task.kind == "generation":
-            variants = [generation_variant(self.max_new_tokens)]
-        else:
-            variants = [label_variant(first.label_words, first.soft)]
-            variants += [HIDDEN_VARIANT] if needs_hidden(first) else []
+        generation = self.task.kind == "generation"
+        variants = prompt_variants(first, generation, self.max_new_tokens)
         known: dict[str, Any] = {}
         for variant in variants if self.cache else ():
             known.update(self.cache.entries(self._fingerprint, variant, unit.texts))  # type: ignore[union-attr]

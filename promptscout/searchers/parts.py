@@ -112,3 +112,14 @@ def balanced_demo_pool(context: SearchContext, size: int) -> list[str]:
         if i < len(ids)
     ]
     return pool[:size]
+
+
+def check_initial_tables(tables: object, keys: Sequence[str], example: str) -> None:
+    """Raise a one-line :class:`OptionError` on ``initial`` unless it is a list of tables whose
+    keys are all among ``keys`` (``example`` shows one in TOML)."""
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise OptionError("initial", f"must be a list of tables such as [{example}]")
+    for table in tables:
+        unknown = sorted(set(table) - set(keys))
+        if unknown:
+            raise OptionError("initial", f"has no key '{unknown[0]}'; keys: {', '.join(keys)}")

@@ -10,9 +10,16 @@ from promptscout.errors import PromptscoutError
 from promptscout.options import OptionError, option
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import SearchContext
-from promptscout.searchers.parts import PromptParts, balanced_demo_pool, compose_template
+from promptscout.searchers.parts import (
+    PromptParts,
+    balanced_demo_pool,
+    check_initial_tables,
+    compose_template,
+)
 
 INITIAL_KEYS = ("template", "instruction", "label_words", "demos")
+# Shown when 'initial' is malformed.
+TABLE_EXAMPLE = '{ template = "{text} It was", label_words = ["bad", "good"] }'
 
 # (parameter name, number of choices) -> the chosen index
 Chooser = Callable[[str, int], int]
@@ -73,18 +80,7 @@ class BayesianConfig(PromptParts):
             raise OptionError("n_startup_trials", "must be 0 or more")
         if self.max_tries < 1:
             raise OptionError("max_tries", "must be at least 1")
-        if not isinstance(self.initial, list) or not all(isinstance(t, dict) for t in self.initial):
-            raise OptionError(
-                "initial",
-                "must be a list of tables such as "
-                '[{ template = "{text} It was", label_words = ["bad", "good"] }]',
-            )
-        for table in self.initial:
-            unknown = sorted(set(table) - set(INITIAL_KEYS))
-            if unknown:
-                raise OptionError(
-                    "initial", f"has no key '{unknown[0]}'; keys: {', '.join(INITIAL_KEYS)}"
-                )
+        check_initial_tables(self.initial, INITIAL_KEYS, TABLE_EXAMPLE)
 
 
 def _first(pool: list[str], value: str) -> int:

@@ -21,11 +21,18 @@ from promptscout.searchers.evolutionary.genome import (
     Individual,
     make_individual,
 )
-from promptscout.searchers.parts import PromptParts, balanced_demo_pool, compose_template
+from promptscout.searchers.parts import (
+    PromptParts,
+    balanced_demo_pool,
+    check_initial_tables,
+    compose_template,
+)
 
 ALGORITHMS = ("ga", "de")
 CROSSOVERS = ("uniform", "one_point")
 INITIAL_KEYS = ("instruction", "field_label", "cue", "separator", "label_words", "demos")
+# Shown when 'initial' is malformed.
+MEMBER_EXAMPLE = '{ instruction = "Classify the review.", cue = "Sentiment:" }'
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 
@@ -128,18 +135,7 @@ class EvolutionaryConfig(PromptParts):
                 raise OptionError(key, "must be at least 1")
         if self.lm_max_new_tokens < 4:
             raise OptionError("lm_max_new_tokens", "must be at least 4")
-        if not isinstance(self.initial, list) or not all(isinstance(m, dict) for m in self.initial):
-            raise OptionError(
-                "initial",
-                "must be a list of tables such as "
-                '[{ instruction = "Classify the review.", cue = "Sentiment:" }]',
-            )
-        for member in self.initial:
-            unknown = sorted(set(member) - set(INITIAL_KEYS))
-            if unknown:
-                raise OptionError(
-                    "initial", f"has no key '{unknown[0]}'; keys: {', '.join(INITIAL_KEYS)}"
-                )
+        check_initial_tables(self.initial, INITIAL_KEYS, MEMBER_EXAMPLE)
 
 
 class PartSpace:
