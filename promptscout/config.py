@@ -86,6 +86,11 @@ class TaskConfig:
     holdout_split: str = option(
         "test", help="What finalists are re-scored on; never shown to searchers."
     )
+    holdout_limit: int = option(
+        0,
+        help="Re-score the finalists on this many held-out examples, a seeded random subset "
+        "(0: all of them).",
+    )
 
     def __post_init__(self) -> None:
         if bool(self.name) == bool(self.path):
@@ -95,6 +100,8 @@ class TaskConfig:
         for key in ("search_split", "holdout_split"):
             if getattr(self, key) not in SPLITS:
                 raise OptionError(key, f"must be train, dev or test, got {getattr(self, key)!r}")
+        if self.holdout_limit < 0:
+            raise OptionError("holdout_limit", f"must be 0 or more, got {self.holdout_limit}")
         if self.search_split == self.holdout_split:
             raise OptionError(
                 "holdout_split", "must differ from search_split: held-out data is never searched"
@@ -223,6 +230,34 @@ class LeaderboardConfig:
             )
 
 
+@dataclass
+class SelectionConfig:
+    """The ``[selection]`` table: how the campaign picks among its best candidates (see
+    :mod:`promptscout.campaign.selection`)."""
+
+    pool: int = option(
+        8,
+        help="Candidates, the best by the search split, compared again on more evidence for the "
+        "pick (0: the search split alone decides).",
+    )
+    validation: bool = option(
+        True,
+        help="Also score them on the training examples they never learned from (all but their "
+        "own demonstrations; not for searchers trained on the training labels).",
+    )
+    z: float = option(
+        1.0,
+        help="An ensemble is picked over the best prompt when its paired advantage on held-out "
+        "validation examples is above 0 with this many standard errors.",
+    )
+
+    def __post_init__(self) -> None:
+        if self.pool < 0:
+            raise OptionError("pool", f"must be 0 or more, got {self.pool}")
+        if self.z < 0:
+            raise OptionError("z", f"must be 0 or more, got {self.z}")
+
+
 TABLES: dict[str, type] = {
     "model": ModelConfig,
     "task": TaskConfig,
@@ -230,6 +265,7 @@ TABLES: dict[str, type] = {
     "budget": BudgetConfig,
     "evaluator": EvaluatorConfig,
     "leaderboard": LeaderboardConfig,
+    "selection": SelectionConfig,
     "racing": RacingConfig,
 }
 """The tables a campaign file may have besides ``[campaign]`` and ``[[searchers]]``, each the
@@ -256,9 +292,12 @@ class CampaignConfig(CampaignOptions):
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     leaderboard: LeaderboardConfig = field(default_factory=LeaderboardConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
     racing: RacingConfig = field(default_factory=RacingConfig)
     searchers: list[SearcherSpec] = field(default_factory=list)
     source: str = "<config>"
+    # No [[searchers]] in the file: the campaign runs the default mix (campaign/default.py).
+    default_mix: bool = False
 
     @property
     def store_path(self) -> Path:
@@ -310,13 +349,22 @@ def parse_config(data: dict[str, Any], source: str = "<config>", text: str = "")
             "gpus_per_worker",
             'workers get GPUs only with [model] device = "cuda" (or "auto")',
         )
+    if data.get("searchers") is None:
+        # The default mix: searchers chosen for the task when the campaign starts, ensembles on,
+        # and ten minutes of search unless the file sets a budget of its own.
+        config.default_mix = True
+        if "budget" not in data:
+            config.budget = BudgetConfig(examples=None, minutes=10.0)
+        if "leaderboard" not in data:
+            config.leaderboard = LeaderboardConfig(top_k=4, ensembles=["average", "weighted"])
+        if "holdout_limit" not in (data.get("task") or {}):
+            config.task.holdout_limit = 2000  # finalists' test scoring stays minutes, not hours
+        return config
     config.searchers = _searcher_specs(parser, data.get("searchers"))
     return config
 
 
 def _searcher_specs(parser: TomlFile, entries: Any) -> list[SearcherSpec]:
-    if entries is None:
-        parser.fail("searchers", None, "add at least one [[searchers]] table with a 'type'")
     if not isinstance(entries, list):
         parser.fail("searchers", None, "must be an array of tables: write [[searchers]]")
     # Imported here: config parsing must not import the model stack unless searchers need it.

@@ -38,6 +38,9 @@ class LeaderboardEntry:
         test_interval: 95% confidence intervals of the test values, ``{name: [low, high]}``.
         prompt_tokens: Length of the prompt's own text in tokens (an ensemble's members' sum).
         examples: Examples scored for it over all splits (an ensemble's members' sum): its cost.
+        selection: The evidence selection ranked it by, for the candidates it compared
+            (:mod:`promptscout.campaign.selection`): its score over the search split and its
+            validation examples, and how many of each; None for the others.
     """
 
     rank: int
@@ -50,6 +53,7 @@ class LeaderboardEntry:
     test_interval: dict[str, list[float]] | None = None
     prompt_tokens: int | None = None
     examples: int = 0
+    selection: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +67,7 @@ class LeaderboardEntry:
             "test_interval": self.test_interval,
             "prompt_tokens": self.prompt_tokens,
             "examples": self.examples,
+            "selection": self.selection,
         }
 
 
@@ -89,7 +94,12 @@ def _test_interval(
 
 
 def build_leaderboard(
-    store: Store, *, split: str = "dev", top: int | None = None, ensembles: bool = True
+    store: Store,
+    *,
+    split: str = "dev",
+    top: int | None = None,
+    ensembles: bool = True,
+    selection: bool = True,
 ) -> list[LeaderboardEntry]:
     """Rank every prompt (and ensemble) in ``store``.
 
@@ -99,6 +109,9 @@ def build_leaderboard(
             candidates that were re-scored on the held-out split by that score.
         top: Keep the best ``top`` rows.
         ensembles: Include the ensemble rows the campaign's end stored.
+        selection: On the search split, put the campaign's pick first and the rest of the
+            selection pool next, in selection order (:mod:`promptscout.campaign.selection`);
+            False ranks by the search split alone.
     """
     meta = store.meta
     ranking = meta.ranking
@@ -148,9 +161,26 @@ def build_leaderboard(
         )
     # Ties: the earlier prompt (store order) keeps the better rank, so ranks are reproducible.
     rows.sort(key=lambda e: -e.score if math.isfinite(e.score) else math.inf)
+    if split == "dev" and selection:
+        rows = _in_selection_order(rows, meta.selection, meta.pick)
     for i, row in enumerate(rows, start=1):
         row.rank = i
     return rows[:top] if top else rows
+
+
+def _in_selection_order(
+    rows: list[LeaderboardEntry], records: list[dict[str, Any]], pick: str | None
+) -> list[LeaderboardEntry]:
+    """The pick first (an ensemble when it won), then the selection pool in selection order,
+    then every other row as ranked by the search split; each selected row gets its evidence."""
+    order = {r["key"]: i for i, r in enumerate(records)}
+    if pick is not None:
+        order = {pick: -1, **order}
+    for row in rows:
+        if row.kind == "prompt" and row.prompt.key in order:
+            row.selection = next(r for r in records if r["key"] == row.prompt.key)
+    chosen = sorted((r for r in rows if r.prompt.key in order), key=lambda r: order[r.prompt.key])
+    return chosen + [r for r in rows if r.prompt.key not in order]
 
 
 def format_table(entries: list[LeaderboardEntry], objectives: list[str]) -> str:

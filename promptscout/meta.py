@@ -37,8 +37,9 @@ class CampaignMeta:
     Written when the campaign is created (:meth:`record_start`): ``config``, ``ranking``,
     ``search_examples``, ``holdout_examples``, ``label_words``; when the evaluator is first built:
     ``fingerprint``; after every turn (:meth:`end_turn`, one transaction with the searcher's
-    state): ``incumbent``, ``cursor`` and the searcher's report; at the end: ``intervals``,
-    ``ensembles`` (:mod:`promptscout.ensemble.finalize`), ``finished`` and ``stop_reason``.
+    state): ``incumbent``, ``cursor`` and the searcher's report; at the end: ``selection`` and
+    ``pick`` (:mod:`promptscout.campaign.selection`), ``intervals`` and ``ensembles``
+    (:mod:`promptscout.ensemble.finalize`), ``finished`` and ``stop_reason``.
     """
 
     def __init__(self, store: Store) -> None:
@@ -181,6 +182,26 @@ class CampaignMeta:
     @ensembles.setter
     def ensembles(self, value: list[dict[str, Any]]) -> None:
         self._store.set_meta("ensembles", value)
+
+    @property
+    def selection(self) -> list[dict[str, Any]]:
+        """The finalists in the order selection put them, best first, each with its evidence
+        (:mod:`promptscout.campaign.selection`); empty before the campaign's end."""
+        return list(self._get("selection") or [])
+
+    @selection.setter
+    def selection(self, value: list[dict[str, Any]]) -> None:
+        self._store.set_meta("selection", value)
+
+    @property
+    def pick(self) -> str | None:
+        """The key of the campaign's pick when it is an ensemble (a prompt pick is the first of
+        :attr:`selection`)."""
+        return self._get("pick")
+
+    @pick.setter
+    def pick(self, value: str | None) -> None:
+        self._store.set_meta("pick", value)
 
     @property
     def finished(self) -> bool:

@@ -106,7 +106,16 @@ def test_searcher_needs_a_type_and_distinct_names(tmp_path):
         tmp_path,
         GOOD.replace('type = "random"\nmax_demos = 2', 'type = "manual"\ntemplates = ["{text}"]'),
     )
-    assert "add at least one [[searchers]]" in error_of(tmp_path, GOOD.split("[[searchers]]")[0])
+
+
+def test_a_file_without_searchers_runs_the_default_mix(tmp_path):
+    # Its own [budget] (640 examples) is kept; the default mix adds ensembles and the searchers.
+    config = load_config(write(tmp_path, GOOD.split("[[searchers]]")[0]))
+    assert config.default_mix and config.searchers == []
+    assert config.budget.examples == 640 and config.budget.minutes is None
+    assert config.leaderboard.top_k == 4 and config.leaderboard.ensembles == ["average", "weighted"]
+    bare = load_config(write(tmp_path, '[task]\nname = "agnews"\n'))
+    assert bare.default_mix and bare.budget.minutes == 10 and bare.budget.examples is None
 
 
 def test_unreadable_files(tmp_path):

@@ -104,3 +104,22 @@ def test_readout_options_are_checked(task, tiny_causal):
     keys = {plain.key, Prompt(TEMPLATE, ("bad", "good"), calibration="batch").key}
     keys.add(Prompt(TEMPLATE, ("bad", "good"), verbalizer="linear").key)
     assert len(keys) == 3 and "calibration" not in plain.to_dict()
+
+
+def test_a_training_example_is_scored_by_a_head_not_fitted_on_it(tiny_causal, task):
+    from promptscout.evaluation.readout import _train_folds
+
+    prompt = Prompt(TEMPLATE, ("bad", "good"), verbalizer="linear")
+    (result,) = LocalEvaluator(tiny_causal, task, OBJECTIVES).evaluate([prompt], "train")
+    train = texts(task, prompt, task.train)
+    scores = tiny_causal.score_labels(train, prompt.label_words)
+    hidden = tiny_causal.hidden_states(train)
+    labels = np.array([e.label for e in task.train])
+    fold_of = _train_folds(task)
+    folds = np.array([fold_of[e.id] for e in task.train])
+    assert len(set(folds)) > 1
+    for fold in set(folds):  # out of fold: fitted on the other folds only
+        rows = folds == fold
+        head = fit_linear_head(scores[~rows], hidden[~rows], labels[~rows])
+        expected = linear_scores(head, scores[rows], hidden[rows])
+        assert np.allclose(np.array(result.outputs)[rows], expected, atol=1e-4)

@@ -9,11 +9,14 @@ from collections.abc import Callable, Sequence
 from tqdm.auto import tqdm
 
 from promptscout.builders import write_export
+from promptscout.campaign.selection import prefer_ensemble, select
 from promptscout.config import CampaignConfig
 from promptscout.ensemble.finalize import finalize_ensembles
 from promptscout.evaluation.base import Evaluator
+from promptscout.evaluation.racing import PairedComparison
 from promptscout.leaderboard import build_leaderboard
 from promptscout.objectives import Objective
+from promptscout.prompts import Prompt
 from promptscout.store import Store
 from promptscout.tasks import Task
 
@@ -61,12 +64,19 @@ def finish(
     evaluator: Callable[[], Evaluator],
     progress: bool,
     log: Callable[[str], None],
+    comparison: PairedComparison,
+    trained_on_train: Callable[[Prompt, str], bool],
 ) -> None:
-    """Re-score the finalists, store their intervals and the ensemble rows, write the export.
+    """Select the pick, re-score the finalists, store their intervals and the ensemble rows
+    (an ensemble may become the pick), write the export.
 
     ``evaluator`` is called only if something needs scoring (a resumed, finished campaign has
     everything in its store)."""
-    options = config.leaderboard
+    options, choosing = config.leaderboard, config.selection
+    if choosing.pool:
+        # Without validation every candidate counts as trained on train: none is scored there.
+        trained = (lambda *_: True) if not choosing.validation else trained_on_train
+        select(store, task, comparison, evaluator, choosing.pool, trained, log)
     rescore_finalists(store, evaluator, options.top_k, progress, log)
     finalists = (
         build_leaderboard(store, top=options.top_k, ensembles=False) if options.top_k else []
@@ -82,6 +92,8 @@ def finish(
         calibrate=options.calibrate,
         log=log,
     )
+    if choosing.pool:
+        prefer_ensemble(store, task, comparison, choosing.z, log)
     # The export's rows: every finalist, plus as many rows as there are ensembles (those that
     # rank among them on dev).
     write_export(store, config.export_path, (options.top_k + n_ensembles) or None)

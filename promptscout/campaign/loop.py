@@ -17,6 +17,7 @@ from promptscout.builders import (
     ray_evaluator,
 )
 from promptscout.campaign.budget import Budget
+from promptscout.campaign.default import default_searchers, describe
 from promptscout.campaign.finish import finish
 from promptscout.config import CampaignConfig
 from promptscout.errors import PromptscoutError
@@ -111,6 +112,9 @@ class Campaign:
     # -- setup ------------------------------------------------------------------------------
 
     def _build_searchers(self) -> list[Searcher]:
+        if self.config.default_mix and not self.config.searchers:
+            self.config.searchers = default_searchers(self.task)
+            _log(describe(self.config.searchers))
         searchers = []
         for position, spec in enumerate(self.config.searchers):
             context = SearchContext(
@@ -138,8 +142,13 @@ class Campaign:
         if stored is None:
             try:
                 holdout = self.task.split(self.config.task.holdout_split)
-            except PromptscoutError:  # no held-out data (e.g. dbpedia): finalists keep dev only
+            except PromptscoutError:  # no held-out data: finalists keep dev only
                 holdout = ()
+            limit = self.config.task.holdout_limit
+            if 0 < limit < len(holdout):  # a seeded subset, in split order
+                rng = np.random.default_rng([self.config.seed, 11])
+                chosen = sorted(rng.choice(len(holdout), limit, replace=False).tolist())
+                holdout = tuple(holdout[i] for i in chosen)
             self.meta.record_start(
                 self.config.to_dict(),
                 self.ranking,
@@ -340,7 +349,16 @@ class Campaign:
             lambda: self.evaluator,  # built only if something needs scoring
             self.progress,
             _log,
+            self.race.comparison,
+            self._shaped_by_train,
         )
+
+    def _shaped_by_train(self, prompt: Prompt, searcher: str) -> bool:
+        """Whether a candidate was shaped by the training labels: its proposer said so (the
+        ``train_labels`` stamp), or it is a searcher trained on them (stores made before the
+        stamp)."""
+        trained = any(s.name == searcher and s.reads_train_labels for s in self.searchers)
+        return trained or bool(prompt.metadata.get("train_labels"))
 
     def close(self) -> None:
         if self._evaluator is not None:

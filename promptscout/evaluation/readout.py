@@ -28,6 +28,7 @@ example; their outputs come from the score cache after the first time.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -51,12 +52,6 @@ def reference_examples(task: Task, prompt: Prompt) -> tuple[Example, ...]:
     return ()
 
 
-def reads_train_labels(prompt: Prompt) -> bool:
-    """Whether the prompt's readout is fitted on the training labels (its scores on train are
-    then not held-out evidence)."""
-    return bool(prompt.verbalizer)
-
-
 def needs_hidden(prompt: Prompt) -> bool:
     """Whether raw outputs hold hidden states after the class scores."""
     return bool(prompt.verbalizer)
@@ -66,8 +61,8 @@ def _log_normalize(scores: np.ndarray) -> np.ndarray:
     return scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)
 
 
-def apply(task: Task, prompt: Prompt, raw: np.ndarray, n: int) -> np.ndarray:
-    """Class scores ``[n, classes]`` of the first ``n`` rows of ``raw``.
+def apply(task: Task, prompt: Prompt, raw: np.ndarray, examples: Sequence[Example]) -> np.ndarray:
+    """Class scores ``[len(examples), classes]`` of the evaluated examples.
 
     Args:
         task: The task (the training labels for a learned verbalizer).
@@ -75,22 +70,37 @@ def apply(task: Task, prompt: Prompt, raw: np.ndarray, n: int) -> np.ndarray:
         raw: One row per evaluated example, then one per :func:`reference_examples` entry: the
             label words' log-probabilities, followed by the hidden state when
             :func:`needs_hidden`.
-        n: How many rows are evaluated examples.
+        examples: The evaluated examples. A training example is never scored by a head fitted
+            on it: those get out-of-fold predictions (the head of the other folds), so the
+            training split stays honest evidence for the campaign's selection.
     """
     raw = np.asarray(raw, dtype=np.float64)
-    classes = len(prompt.label_words)
+    n, classes = len(examples), len(prompt.label_words)
     scores, refs = raw[:n, :classes], raw[n:, :classes]
     if prompt.verbalizer:
         hidden, ref_hidden = raw[:n, classes:], raw[n:, classes:]
         labels = np.array([int(e.label) for e in task.train])
-        head = _head(prompt.key, refs, ref_hidden, labels)
-        return linear_scores(head, scores, hidden)
+        out = linear_scores(_head(prompt.key, refs, ref_hidden, labels), scores, hidden)
+        fold_of = _train_folds(task)
+        for fold in sorted({fold_of[e.id] for e in examples if e.id in fold_of}):
+            keep = np.array([fold_of[e.id] != fold for e in task.train])
+            head = _head(prompt.key, refs[keep], ref_hidden[keep], labels[keep])
+            rows = [i for i, e in enumerate(examples) if fold_of.get(e.id) == fold]
+            out[rows] = linear_scores(head, scores[rows], hidden[rows])
+        return out
     if prompt.calibration == "contextual":  # the mean class distribution, in probability space
         prior = np.log(np.exp(_log_normalize(refs)).mean(axis=0))
         return _log_normalize(scores) - prior
     if prompt.calibration in ("domain", "batch"):
         return _log_normalize(scores) - _log_normalize(refs).mean(axis=0)
     return scores
+
+
+def _train_folds(task: Task) -> dict[str, int]:
+    """Each training example's fold (of :data:`FOLDS`, seeded) for out-of-fold predictions."""
+    order = np.random.default_rng(1).permutation(len(task.train))
+    return {task.train[int(i)].id: k for k, part in enumerate(np.array_split(order, FOLDS))
+            for i in part}  # fmt: skip
 
 
 def linear_scores(

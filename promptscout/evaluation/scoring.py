@@ -146,7 +146,7 @@ def finish_evaluation(
         outputs = list(raw)[: len(examples)]
         plain = outputs
     else:
-        outputs = readout.apply(task, prompt, np.asarray(raw, dtype=np.float64), len(examples))
+        outputs = readout.apply(task, prompt, np.asarray(raw, dtype=np.float64), examples)
         plain = outputs.tolist()
     values, error = objective_values(task, objectives, prompt, examples, outputs, prompt_tokens)
     return Evaluation(

@@ -106,6 +106,25 @@ class LanguageModel(ABC):
             "in-process Hugging Face model"
         )
 
+    def next_token_log_probs(self, texts: Sequence[str]) -> np.ndarray:
+        """The log-probability of every vocabulary token where each text's label word is
+        predicted (white-box access: label-word search reads it).
+
+        Returns:
+            float32 array ``[len(texts), vocabulary]``.
+
+        Raises:
+            PromptscoutError: the backend gives no full next-token distribution.
+        """
+        raise PromptscoutError(
+            f"model '{self.name}' gives no next-token distribution; label-word search needs an "
+            "in-process Hugging Face model"
+        )
+
+    def token_text(self, token: int) -> str:
+        """The text of one vocabulary token (with its leading space, if it has one)."""
+        raise PromptscoutError(f"model '{self.name}' exposes no vocabulary")
+
     @abstractmethod
     def generate(self, texts: Sequence[str], max_new_tokens: int = 32) -> list[str]:
         """Greedy continuation of each text: only the new text, special tokens removed.

@@ -173,6 +173,24 @@ class HFLanguageModel(LanguageModel):
                 np.add.at(out, (np.array(ti), np.array(ci)), values)
         return out
 
+    def next_token_log_probs(self, texts: Sequence[str]) -> np.ndarray:
+        """The output head over :meth:`hidden_states` (see :class:`LanguageModel`), in slices
+        so that the ``[texts, vocabulary]`` logits stay small."""
+        import torch
+
+        head = self._head if getattr(self, "_head", None) is not None else None
+        head = head or self.hf_model.get_output_embeddings()
+        hidden = self.hidden_states(texts)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(hidden), 64):
+                h = torch.tensor(hidden[start : start + 64], device=self.device, dtype=self.dtype)
+                out.append(torch.log_softmax(head(h).float(), dim=-1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+    def token_text(self, token: int) -> str:
+        return str(self.tokenizer.decode([int(token)]))
+
     def _hidden_at(self, rows: Sequence[list[int]], positions: Sequence[int]) -> np.ndarray:
         """The final hidden state (what the output head reads) of each row at its position,
         float32 ``[len(rows), hidden]``; rows run in length-sorted, right-padded batches."""

@@ -139,6 +139,7 @@ class Searcher(ABC):
     type_name: ClassVar[str]
     config_class: ClassVar[type[SearcherConfig]] = SearcherConfig
     state_version: ClassVar[int] = 1
+    reads_train_labels: ClassVar[bool] = False  # trained on the training examples
     best_so_far: BestSoFar | None = None  # set by searchers that keep their own best-so-far
 
     def __init__(self, config: SearcherConfig, context: SearchContext) -> None:
@@ -180,6 +181,13 @@ class Searcher(ABC):
     def restore(self, state: dict[str, Any]) -> None:
         """Rebuild the searcher from what :meth:`save` returned."""
 
+    def shaped_by_train(self, prompt: Prompt) -> bool:
+        """Whether ``prompt`` was shaped by the training labels beyond the demonstrations it
+        shows (trained on them, or label words picked with them): its scores on the training
+        examples are then no held-out evidence for the campaign's selection. :meth:`propose`
+        stamps such prompts' metadata with ``train_labels``."""
+        return self.reads_train_labels
+
     def curves(self) -> list[Curve]:
         """Training curves for the report (none by default)."""
         return []
@@ -193,11 +201,14 @@ class Searcher(ABC):
     # -- what the base class owns ------------------------------------------------------------
 
     def propose(self, n: int) -> list[Prompt]:
-        """``ask(n)`` without repeats, each prompt's metadata stamped with this searcher's name."""
+        """``ask(n)`` without repeats, each prompt's metadata stamped with this searcher's name
+        (and ``train_labels`` when :meth:`shaped_by_train`)."""
         unique: dict[str, Prompt] = {}
         for prompt in self.ask(n):
             if prompt.key not in unique:
                 metadata = {k: v for k, v in prompt.metadata.items() if k != "searcher"}
+                if self.shaped_by_train(prompt):
+                    metadata["train_labels"] = True
                 unique[prompt.key] = replace(prompt, metadata={"searcher": self.name, **metadata})
         return list(unique.values())
 

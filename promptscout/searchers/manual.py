@@ -21,12 +21,13 @@ from typing import Any, ClassVar
 from promptscout.options import OptionError, option
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import SearchContext, Searcher, SearcherConfig
+from promptscout.searchers.parts import READOUTS_HELP, check_readouts, readout_fields
 
 
 @dataclass
 class ManualConfig(SearcherConfig):
-    """Options of the manual searcher: every (template, label words, instruction) combination
-    is asked for once, in that order."""
+    """Options of the manual searcher: every (template, label words, instruction, readout)
+    combination is asked for once, in that order."""
 
     renamed_options: ClassVar[dict[str, str]] = {"label_words": "label_word_sets"}
 
@@ -37,11 +38,13 @@ class ManualConfig(SearcherConfig):
         "label words).",
     )
     instructions: list[str] = option([""], help='Alternative instructions ("" for none).')
+    readouts: list[str] = option([""], help=READOUTS_HELP)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.templates:
             raise OptionError(None, "the manual searcher needs 'templates', a list of templates")
+        check_readouts(self.readouts)
 
 
 class ManualSearcher(Searcher):
@@ -55,9 +58,9 @@ class ManualSearcher(Searcher):
         super().__init__(config, context)
         label_sets = [tuple(ws) for ws in config.label_word_sets] or [context.label_words]
         self._prompts = [
-            Prompt(template, label_words, instruction)
-            for template, label_words, instruction in itertools.product(
-                config.templates, label_sets, config.instructions
+            Prompt(template, label_words, instruction, **readout_fields(readout))
+            for template, label_words, instruction, readout in itertools.product(
+                config.templates, label_sets, config.instructions, config.readouts
             )
         ]
         for prompt in self._prompts:

@@ -21,6 +21,7 @@ import numpy as np
 
 from promptscout.errors import PromptscoutError
 from promptscout.options import OptionError, option
+from promptscout.prompts import CALIBRATIONS, VERBALIZERS
 from promptscout.searchers.base import SearchContext, SearcherConfig
 
 DEFAULT_INSTRUCTIONS = [
@@ -72,6 +73,11 @@ class PromptParts(SearcherConfig):
         "the campaign's label words only).",
     )
     max_demos: int = option(0, help="Most demonstrations in a prompt (0: zero-shot only).")
+    label_word_search: int = option(
+        0,
+        help="Words per class a probe on the training examples proposes from the model's "
+        "vocabulary, added to the candidates (0: off; in-process models only).",
+    )
 
     def check_parts(self, needed: Sequence[str] = POOLS) -> None:
         """Raise :class:`OptionError` if a needed pool is empty or ``max_demos`` is negative."""
@@ -80,9 +86,28 @@ class PromptParts(SearcherConfig):
                 raise OptionError(name, "must not be empty")
         if self.max_demos < 0:
             raise OptionError("max_demos", "must be 0 or more")
+        if self.label_word_search < 0:
+            raise OptionError("label_word_search", "must be 0 or more")
 
-    def word_choices(self, searcher: str, context: SearchContext) -> list[list[str]]:
-        """Label-word candidates per class: ``label_word_candidates``, or the campaign's words."""
+    def uses_proposed_words(self, words: Sequence[str], context: SearchContext) -> bool:
+        """Whether ``words`` hold one that label-word search proposed (picked with the training
+        labels) rather than one the campaign or ``label_word_candidates`` gave."""
+        given = {w for ws in self.label_word_candidates for w in ws} | set(context.label_words)
+        return bool(self.label_word_search) and any(w not in given for w in words)
+
+    def probe_template(self, context: SearchContext) -> str:
+        """The template label-word search probes with: the first non-empty field label before
+        each input field, the first cue and the first separator."""
+        label = next((f for f in self.field_labels if f), "")
+        labels = dict.fromkeys(context.task.input_fields, label)
+        return compose_template(labels, self.cues[0] if self.cues else "", self.separators[0])
+
+    def word_choices(
+        self, searcher: str, context: SearchContext, probe_template: str = ""
+    ) -> list[list[str]]:
+        """Label-word candidates per class: ``label_word_candidates`` (or the campaign's words),
+        then ``label_word_search`` words per class that a probe with ``probe_template`` proposes
+        (:mod:`promptscout.searchers.label_search`; default: :meth:`probe_template`)."""
         task, candidates = context.task, self.label_word_candidates
         if candidates and len(candidates) != task.num_classes:
             raise PromptscoutError(
@@ -92,6 +117,18 @@ class PromptParts(SearcherConfig):
         words = [list(ws) for ws in candidates] or [[w] for w in context.label_words]
         if any(not ws for ws in words):
             raise PromptscoutError(f"{searcher} searcher: every class needs a label word candidate")
+        if self.label_word_search:
+            from promptscout.searchers.label_search import propose_label_words
+
+            taken = [w for ws in words for w in ws]
+            found = propose_label_words(
+                context.model(),
+                task,
+                probe_template or self.probe_template(context),
+                self.label_word_search,
+                taken,
+            )
+            words = [ws + new for ws, new in zip(words, found, strict=True)]
         return words
 
 
@@ -123,3 +160,23 @@ def check_initial_tables(tables: object, keys: Sequence[str], example: str) -> N
         unknown = sorted(set(table) - set(keys))
         if unknown:
             raise OptionError("initial", f"has no key '{unknown[0]}'; keys: {', '.join(keys)}")
+
+
+READOUTS = ("", *CALIBRATIONS, *VERBALIZERS)
+READOUTS_HELP = (
+    'Readouts to try per candidate: "" (the label words\' scores), contextual | domain | batch '
+    "(calibrated), linear (a verbalizer fitted on the training examples)."
+)
+
+
+def check_readouts(readouts: Sequence[str]) -> None:
+    """Raise :class:`OptionError` on ``readouts`` unless it is a non-empty list of known ones."""
+    unknown = [r for r in readouts if r not in READOUTS]
+    if not readouts or unknown:
+        choices = ", ".join(repr(r) for r in READOUTS)
+        raise OptionError("readouts", f"must be a non-empty list of {choices}, got {readouts!r}")
+
+
+def readout_fields(readout: str) -> dict[str, str]:
+    """The :class:`~promptscout.prompts.Prompt` fields of a readout name."""
+    return {"verbalizer": readout} if readout in VERBALIZERS else {"calibration": readout}

@@ -32,8 +32,11 @@ from promptscout.searchers.parts import (  # noqa: F401
     DEFAULT_FIELD_LABELS,
     DEFAULT_INSTRUCTIONS,
     DEFAULT_SEPARATORS,
+    READOUTS_HELP,
     PromptParts,
+    check_readouts,
     compose_template,
+    readout_fields,
 )
 
 
@@ -46,10 +49,12 @@ class RandomConfig(PromptParts):
     max_tries: int = option(
         50, help="Draws per asked prompt before giving up on finding an unseen one."
     )
+    readouts: list[str] = option([""], help=READOUTS_HELP)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_parts()
+        check_readouts(self.readouts)
 
 
 class RandomSearcher(Searcher):
@@ -82,12 +87,15 @@ class RandomSearcher(Searcher):
         n_demos = int(self._rng.integers(cfg.max_demos + 1)) if task.train else 0
         picked = self._rng.choice(len(task.train), size=n_demos, replace=False) if n_demos else []
         demos = tuple(task.train[int(i)].id for i in picked)
+        # Drawn only when there is a choice, so a campaign without readouts samples as before.
+        readout = self._pick(cfg.readouts) if len(cfg.readouts) > 1 else cfg.readouts[0]
         return Prompt(
             template,
             words,
             instruction=self._pick(cfg.instructions),
             demos=demos,
             separator="\n\n" if demos else "\n",
+            **readout_fields(readout),
         )
 
     def ask(self, n: int) -> list[Prompt]:
@@ -107,6 +115,9 @@ class RandomSearcher(Searcher):
     @property
     def exhausted(self) -> bool:
         return self._exhausted
+
+    def shaped_by_train(self, prompt: Prompt) -> bool:
+        return self.config.uses_proposed_words(prompt.label_words, self.context)
 
     def save(self) -> dict[str, Any]:
         return {

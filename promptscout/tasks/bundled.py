@@ -54,6 +54,20 @@ def _bundled_split(path: Path, split: str) -> tuple[Example, ...]:
     )
 
 
+def _other_splits(folder: Path, seed: int, used: tuple[Example, ...]) -> tuple[Example, ...]:
+    """A held-out split for a set without a test file (dbpedia): the examples of the other
+    seeds' splits that this seed's train and dev do not hold (by text), each once."""
+    seen = {e.fields["text"] for e in used}
+    rows: list[Example] = []
+    for other in BUNDLED_SEEDS:
+        for split in SPLITS[:2] if other != seed else ():
+            for example in _bundled_split(folder / f"16-{other}" / f"{split}.tsv", split):
+                if example.fields["text"] not in seen:
+                    seen.add(example.fields["text"])
+                    rows.append(Example(f"test-{len(rows)}", example.fields, example.label))
+    return tuple(rows)
+
+
 @functools.lru_cache(maxsize=32)
 def _load_bundled(name: str, seed: int, words: Any, classes: Any) -> Task:
     meta = BUNDLED_TASKS[name]
@@ -61,7 +75,10 @@ def _load_bundled(name: str, seed: int, words: Any, classes: Any) -> Task:
         msg = f"{len(meta.classes)} classes ({_names(meta.classes)}), not {len(classes)}"
         raise PromptscoutError(f"task {name!r} has {msg}; give one name per class")
     train, dev = (_bundled_split(meta.folder / f"16-{seed}" / f"{s}.tsv", s) for s in SPLITS[:2])
-    test = _bundled_split(meta.folder / "test.tsv", "test") if meta.has_test else ()
+    if meta.has_test:
+        test = _bundled_split(meta.folder / "test.tsv", "test")
+    else:
+        test = _other_splits(meta.folder, seed, train + dev)
     words = meta.label_words if words is None else words
     splits, source = (train, dev, test), f"bundled:{name}/16-{seed}"
     return Task(name, "classification", classes or meta.classes, words, ("text",), *splits, source)

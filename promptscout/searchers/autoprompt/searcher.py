@@ -61,6 +61,7 @@ class AutoPromptSearcher(Searcher):
     config_class = AutoPromptConfig
     config: AutoPromptConfig
     state_version = 1
+    reads_train_labels = True
 
     def __init__(self, config: AutoPromptConfig, context: SearchContext) -> None:
         super().__init__(config, context)

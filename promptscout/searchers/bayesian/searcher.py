@@ -363,6 +363,9 @@ class BayesianSearcher(Searcher):
     def exhausted(self) -> bool:
         return self._exhausted
 
+    def shaped_by_train(self, prompt: Prompt) -> bool:
+        return self.config.uses_proposed_words(prompt.label_words, self.context)
+
     def pareto_front(self) -> list[str]:
         """Prompt keys of the best trials, best first: the Pareto front of (score, prompt
         tokens) in multi-objective mode, else the prompt(s) with the best score."""

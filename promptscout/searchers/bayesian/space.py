@@ -11,13 +11,16 @@ from promptscout.options import OptionError, option
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import SearchContext
 from promptscout.searchers.parts import (
+    READOUTS_HELP,
     PromptParts,
     balanced_demo_pool,
     check_initial_tables,
+    check_readouts,
     compose_template,
+    readout_fields,
 )
 
-INITIAL_KEYS = ("template", "instruction", "label_words", "demos")
+INITIAL_KEYS = ("template", "instruction", "label_words", "demos", "readout")
 # Shown when 'initial' is malformed.
 TABLE_EXAMPLE = '{ template = "{text} It was", label_words = ["bad", "good"] }'
 
@@ -53,9 +56,10 @@ class BayesianConfig(PromptParts):
     )
     initial: list[dict[str, Any]] = option(
         [],
-        help="The first trials, in order: tables of template, instruction, label_words and "
-        "demos (default: the first choice of every part).",
+        help="The first trials, in order: tables of template, instruction, label_words, demos "
+        "and readout (default: the first choice of every part).",
     )
+    readouts: list[str] = option([""], help=READOUTS_HELP)
     multi_objective: bool = option(
         False, help="Also minimise the prompt's length in tokens, with a Pareto front."
     )
@@ -74,6 +78,7 @@ class BayesianConfig(PromptParts):
             raise OptionError(None, "give 'templates', or leave 'compose' on to build them")
         needed = ["instructions"] + (["field_labels", "cues", "separators"] if self.compose else [])
         self.check_parts(needed)
+        check_readouts(self.readouts)
         if self.demo_pool < 1:
             raise OptionError("demo_pool", "must be at least 1")
         if self.n_startup_trials < 0:
@@ -107,9 +112,11 @@ class PromptSpace:
         self.field_labels, self.cues = list(config.field_labels), list(config.cues)
         self.separators = list(config.separators)
         self.instructions = list(config.instructions)
-        self.words = config.word_choices("bayesian", context)
+        probe = config.templates[0] if config.templates else config.probe_template(context)
+        self.words = config.word_choices("bayesian", context, probe)
         self.max_demos = config.max_demos if task.train else 0
         self.demo_pool = balanced_demo_pool(context, config.demo_pool) if self.max_demos else []
+        self.readouts = list(config.readouts)
         self.initial = self._initial_params(config.initial or [{}], context)
         for template in self.templates:  # a precise error now rather than failed trials later
             Prompt(template, context.label_words).check_task(task)
@@ -137,7 +144,8 @@ class PromptSpace:
     def _pools(self) -> dict[str, list[str]]:
         """The pools initial tables may add to, by the parameter that indexes them."""
         words = {f"label_word_{i}": ws for i, ws in enumerate(self.words)}
-        return {"template": self.templates, "instruction": self.instructions, **words}
+        pools = {"template": self.templates, "instruction": self.instructions, **words}
+        return {**pools, "readout": self.readouts}
 
     def _named(self, table: dict[str, Any], context: SearchContext) -> dict[str, int]:
         """The indices of the choices ``table`` names (adding those the pools lack)."""
@@ -169,6 +177,9 @@ class PromptSpace:
             fixed["n_demos"] = len(demos)
             for i, demo in enumerate(demos):
                 fixed[f"demo_{i}"] = _first(self.demo_pool, demo)
+        if "readout" in table:
+            check_readouts([str(table["readout"])])
+            fixed["readout"] = _first(self.readouts, str(table["readout"]))
         return fixed
 
     @property
@@ -194,6 +205,8 @@ class PromptSpace:
         if self.max_demos:
             for i in range(pick("n_demos", self.max_demos + 1)):
                 pick(f"demo_{i}", len(self.demo_pool))
+        if len(self.readouts) > 1:  # a parameter only when there is a choice
+            pick("readout", len(self.readouts))
         return params
 
     def sizes(self, params: dict[str, int]) -> dict[str, int]:
@@ -236,6 +249,7 @@ class PromptSpace:
                 instruction=self.instructions[params["instruction"]],
                 demos=tuple(demos),
                 metadata=dict(metadata or {}),
+                **readout_fields(self.readouts[params.get("readout", 0)]),
             )
         except (KeyError, IndexError):
             return None

@@ -176,6 +176,9 @@ class EvolutionarySearcher(Searcher):
     def exhausted(self) -> bool:
         return self._exhausted
 
+    def shaped_by_train(self, prompt: Prompt) -> bool:
+        return self.config.uses_proposed_words(prompt.label_words, self.context)
+
     def best(self, k: int = 1) -> list[Prompt]:
         """The ``k`` best prompts ever seen (from the hall of fame), best first."""
         return [self.prompt(individual) for individual in self.hall_of_fame[:k]]

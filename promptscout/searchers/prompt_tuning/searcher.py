@@ -22,6 +22,7 @@ class SoftSearcher(Searcher):
     config_class = SoftConfig
     config: SoftConfig
     state_version = 1
+    reads_train_labels = True
 
     def __init__(self, config: SoftConfig, context: SearchContext) -> None:
         super().__init__(config, context)

@@ -51,6 +51,7 @@ class RLSearcher(Searcher):
     config_class = RLConfig
     config: RLConfig
     state_version = 2  # 2: a logit per candidate in the head, one train stream per class
+    reads_train_labels = True
 
     def __init__(self, config: RLConfig, context: SearchContext) -> None:
         super().__init__(config, context)

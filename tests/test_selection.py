@@ -1,0 +1,121 @@
+"""Selection: the campaign's pick from its best candidates, on more evidence than the search
+split; the default campaign a file without [[searchers]] runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from promptscout.campaign import Campaign
+from promptscout.campaign.selection import VALIDATION_SPLIT, validation_ids
+from promptscout.config import load_config
+from promptscout.evaluation.racing import PairedComparison
+from promptscout.leaderboard import build_leaderboard
+from promptscout.objectives import Ranking, resolve_objective
+from promptscout.store import Store
+from promptscout.tasks import load_task
+
+SELECTION = "\n[selection]\npool = 4\n"
+
+
+def finished(config, **kwargs) -> Store:
+    store = Store(config.store_path)
+    campaign = Campaign(config, store, progress=False, **kwargs)
+    try:
+        campaign.run()
+    finally:
+        campaign.close()
+    return store
+
+
+def test_the_pool_is_validated_on_train_and_ranked_by_all_its_evidence(write_campaign):
+    config = load_config(write_campaign(budget=240, extra=SELECTION))
+    with finished(config) as store:
+        records = store.meta.selection
+        by_dev = build_leaderboard(store, ensembles=False, selection=False)
+        board = build_leaderboard(store, ensembles=False)
+        task = load_task(config.task.spec, label_words=config.task.label_words)
+        comparison = PairedComparison(
+            task,
+            [resolve_objective(n) for n in config.objective.names],
+            Ranking.from_dict(store.meta.ranking.to_dict()),
+            0.0,
+        )
+        assert len(records) == 4
+        assert [r["key"] for r in records] == [e.prompt.key for e in board[:4]]  # pick first
+        assert {r["key"] for r in records} == {e.prompt.key for e in by_dev[:4]}
+        for entry in board[:4]:
+            record, prompt = entry.selection, entry.prompt
+            ids = validation_ids(task, prompt)
+            assert set(ids).isdisjoint(prompt.demos) and len(ids) == len(task.train) - len(
+                set(prompt.demos)
+            )
+            validation = store.find_evaluation(prompt.key, VALIDATION_SPLIT, ids)
+            dev = store.find_evaluation(prompt.key, "dev", store.meta.search_examples)
+            terms = np.concatenate(
+                [
+                    comparison.per_example(prompt, dev, dev.example_ids),
+                    comparison.per_example(prompt, validation, ids),
+                ]
+            )
+            assert record["score"] == pytest.approx(terms.mean(), abs=1e-6)
+            assert record["validation_examples"] == len(ids)
+        scores = [r["score"] for r in records]
+        assert scores == sorted(scores, reverse=True)
+        # Every other candidate keeps its search-split order after the pool.
+        rest = [e.prompt.key for e in board[4:]]
+        assert rest == [e.prompt.key for e in by_dev if e.prompt.key in set(rest)]
+        exported = store.meta.selection[0]["key"]
+    with Store(config.store_path, readonly=True) as store:
+        assert build_leaderboard(store)[0].prompt.key in (exported, store.meta.pick)
+
+
+def test_prompts_shaped_by_train_labels_get_no_validation(write_campaign, tmp_path):
+    config = load_config(write_campaign(budget=240, extra=SELECTION))
+
+    def shaped(prompt, searcher):  # as if every candidate had been trained on train
+        return True
+
+    store = Store(config.store_path)
+    campaign = Campaign(config, store, progress=False)
+    campaign._shaped_by_train = shaped  # the campaign's own rule, replaced for this test
+    try:
+        campaign.run()
+    finally:
+        campaign.close()
+    with store:
+        assert all(r["validation_examples"] == 0 for r in store.meta.selection)
+        assert not list(store.evaluations(VALIDATION_SPLIT))
+        # On search-split evidence alone, selection keeps the search split's order (up to ties
+        # in the ranking score, which the gold-class cross-entropy breaks).
+        assert len(store.meta.selection) == 4
+
+
+def test_pool_zero_ranks_by_the_search_split_alone(write_campaign):
+    config = load_config(write_campaign(budget=240, extra="\n[selection]\npool = 0\n"))
+    with finished(config) as store:
+        assert store.meta.selection == [] and store.meta.pick is None
+        assert not list(store.evaluations(VALIDATION_SPLIT))
+        ranks = [e.prompt.key for e in build_leaderboard(store)]
+        assert ranks == [e.prompt.key for e in build_leaderboard(store, selection=False)]
+
+
+def test_a_file_without_searchers_runs_the_default_mix(tmp_path, tiny_causal_dir, tiny_task_dir):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[campaign]\nname = "d"\nstore = "{tmp_path / "d.db"}"\n'
+        f'[model]\nname = "{tiny_causal_dir}"\n'
+        f'[task]\npath = "{tiny_task_dir}"\nlabel_words = ["bad", "good"]\n'
+        "[budget]\nexamples = 160\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    with finished(config) as store:
+        stored = store.meta.config["searchers"]
+        assert [s["type"] for s in stored] == ["manual", "bayesian"]
+        assert stored[1]["options"]["readouts"] == ["", "batch", "linear"]
+        kinds = {e.kind for e in build_leaderboard(store)}
+        assert kinds == {"prompt", "ensemble"}  # ensembles on by default in the default mix
+        readouts = {(e.prompt.calibration, e.prompt.verbalizer) for e in build_leaderboard(store)
+                    if e.kind == "prompt"}  # fmt: skip
+        assert len(readouts) > 1  # candidates carry different readouts
