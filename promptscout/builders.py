@@ -16,15 +16,16 @@ from promptscout.evaluation.cache import ScoreCache
 from promptscout.leaderboard import build_leaderboard, export_payload
 from promptscout.model import LanguageModel
 from promptscout.objectives import Objective, resolve_objective
+from promptscout.sections import ModelConfig
 from promptscout.soft_tensors import write_export_tensors
 from promptscout.store import Store
-from promptscout.tasks import Task, load_task
+from promptscout.tasks import Task
 
 
 def campaign_task(config: CampaignConfig) -> Task:
-    """The task a campaign config names, with its label words."""
-    words = config.task.label_words or None
-    return load_task(config.task.spec, seed=config.task.split_seed, label_words=words)
+    """The task a campaign config names (a bundled set, a folder or a Hugging Face dataset,
+    whose dev/test carving ``split_seed`` seeds), with its label words."""
+    return config.task.load()
 
 
 def campaign_objectives(config: CampaignConfig, task: Task) -> list[Objective]:
@@ -75,19 +76,41 @@ def ray_evaluator(
         chunk_size=evaluator.chunk_size,
         cache=cache,
         soft_resolver=resolver,
+        chat=model.chat,
     )
 
 
 def load_campaign_model(config: CampaignConfig) -> LanguageModel:
     """The model a campaign file configures, loaded in this process."""
-    from promptscout.model import load_model
+    return load_configured_model(config.model)
 
-    return load_model(
-        config.model.name,
-        dtype=config.model.dtype,
-        device=config.model.device,
-        batch_size=config.model.batch_size,
+
+def load_configured_model(table: ModelConfig) -> LanguageModel:
+    """The model a ``[model]``-shaped table (``[model]``, ``[proposer]``) describes: in-process,
+    or a served model (``openai:ID``) reached through its server."""
+    from promptscout.model import ServedOptions, load_model
+
+    served = None
+    if table.served:
+        served = ServedOptions(
+            base_url=table.base_url,
+            api_key_env=table.api_key_env,
+            scoring=table.scoring,
+            chat=table.chat,
+            concurrency=table.concurrency,
+            timeout=table.timeout,
+            max_retries=table.max_retries,
+            requests_per_minute=table.requests_per_minute,
+        )
+    model = load_model(
+        table.name,
+        dtype=table.dtype,
+        device=table.device,
+        batch_size=table.batch_size,
+        served=served,
     )
+    model.chat = table.chat  # in-process models render chat prompts with their chat template
+    return model
 
 
 def write_export(store: Store, path: Path, top: int | None) -> Path:

@@ -3,7 +3,7 @@
 Every problem is one :class:`PromptscoutError` line of the form
 ``campaign.toml:12: [budget] examples: must be a positive integer, got -5``.
 
-Each table of the file is a dataclass below (``[racing]``'s is
+Each table of the file is a dataclass of :mod:`promptscout.sections` (``[racing]``'s is
 :class:`~promptscout.evaluation.racing.RacingConfig`), and its fields, declared with
 :func:`~promptscout.options.option`, are the only declaration of its options: their types,
 defaults and help texts. :func:`~promptscout.options.read_options` reads a table into it,
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,257 +21,27 @@ from typing import Any
 
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.racing import RacingConfig
-from promptscout.model import DTYPES, EMBEDDED_MODEL_NAME
-from promptscout.options import OptionError, TomlFile, option, upgrade_options
+from promptscout.options import OptionError, TomlFile, upgrade_options
+from promptscout.sections import (
+    SECTIONS,
+    TABLES,
+    BudgetConfig,
+    CampaignOptions,
+    EvaluatorConfig,
+    LeaderboardConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    ProposerConfig,
+    ReportConfig,
+    SelectionConfig,
+    TaskConfig,
+    TrackingConfig,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-SPLITS = ("train", "dev", "test")
-
-
-@dataclass
-class CampaignOptions:
-    """The ``[campaign]`` table: the campaign's name, seed and files."""
-
-    name: str = option(
-        "", help="The campaign's id: letters, digits, '.', '_' or '-' (default: the file's name)."
-    )
-    seed: int = option(0, help="Seeds every searcher (mixed with the searcher's position).")
-    store: str = option("", help="The SQLite store (default: runs/<name>.db).")
-    export: str = option("", help="The export of the winners (default: the store path, .json).")
-
-    def __post_init__(self) -> None:
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
-            raise OptionError("name", f"use letters, digits, '.', '_' or '-', got {self.name!r}")
-
-
-@dataclass
-class ModelConfig:
-    """The ``[model]`` table: the language model every prompt is scored with."""
-
-    name: str = option(
-        EMBEDDED_MODEL_NAME,
-        help="The embedded default, a Hugging Face hub name, or a local folder.",
-    )
-    dtype: str = option("float32", help=f"Weight dtype: {' | '.join(DTYPES)}.")
-    device: str = option("cpu", help="Where the model runs: cpu | cuda | auto.")
-    batch_size: int = option(16, help="Texts per model call.")
-
-    def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise OptionError(
-                "dtype", f"must be {', '.join(DTYPES[:-1])} or {DTYPES[-1]}, got {self.dtype!r}"
-            )
-        if self.batch_size < 1:
-            raise OptionError("batch_size", "must be at least 1")
-
-
-@dataclass
-class TaskConfig:
-    """The ``[task]`` table: the labelled examples, and which split is searched on."""
-
-    name: str = option(
-        "", help="A bundled set (sst-2, mr, sst-5, agnews, yahoo, dbpedia); or give path."
-    )
-    path: str = option("", help="A folder of train, dev and (optionally) test files; or name.")
-    split_seed: int = option(42, help="Which 16-shot split of a bundled set: 13, 21, 42, 87, 100.")
-    label_words: list[str] = option(
-        [], help="One word per class, in label order (default: the task's own)."
-    )
-    search_split: str = option("dev", help="What searchers are scored on: train | dev | test.")
-    holdout_split: str = option(
-        "test", help="What finalists are re-scored on; never shown to searchers."
-    )
-    holdout_limit: int = option(
-        0,
-        help="Re-score the finalists on this many held-out examples, a seeded random subset "
-        "(0: all of them).",
-    )
-
-    def __post_init__(self) -> None:
-        if bool(self.name) == bool(self.path):
-            raise OptionError(
-                None, "give exactly one of 'name' (a bundled set such as \"sst-2\") or 'path'"
-            )
-        for key in ("search_split", "holdout_split"):
-            if getattr(self, key) not in SPLITS:
-                raise OptionError(key, f"must be train, dev or test, got {getattr(self, key)!r}")
-        if self.holdout_limit < 0:
-            raise OptionError("holdout_limit", f"must be 0 or more, got {self.holdout_limit}")
-        if self.search_split == self.holdout_split:
-            raise OptionError(
-                "holdout_split", "must differ from search_split: held-out data is never searched"
-            )
-
-    @property
-    def spec(self) -> str:
-        return self.path or self.name
-
-
-@dataclass
-class ObjectiveConfig:
-    """The ``[objective]`` table: what candidates are ranked by."""
-
-    names: str | list[str] = option(
-        ["accuracy"],
-        key="name",
-        help="One objective or a list; the first ranks unless weights are given: accuracy, "
-        "macro_f1, cross_entropy, exact_match, prompt_length, or module:function.",
-    )
-    weights: list[float] = option(
-        [], help="Rank by sum(weight * value), minimised objectives negated; one per objective."
-    )
-
-    def __post_init__(self) -> None:
-        if isinstance(self.names, str):
-            self.names = [self.names]
-        if not self.names:
-            raise OptionError("name", "must be an objective name or a non-empty list of names")
-        if self.weights and len(self.weights) != len(self.names):
-            raise OptionError("weights", f"must be {len(self.names)} numbers, one per objective")
-
-
-@dataclass
-class BudgetConfig:
-    """The ``[budget]`` table: when the search stops (whichever limit comes first)."""
-
-    examples: int | None = option(20000, help="Examples scored on the search split.")
-    minutes: float | None = option(None, help="Wall time, summed over runs (unset: no limit).")
-    candidates: int | None = option(None, help="Distinct prompts scored (unset: no limit).")
-
-    def __post_init__(self) -> None:
-        for key in ("candidates", "examples"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                raise OptionError(key, f"must be a positive integer, got {value}")
-        if self.minutes is not None and self.minutes <= 0:
-            raise OptionError("minutes", f"must be positive, got {self.minutes}")
-
-
-@dataclass
-class EvaluatorConfig:
-    """The ``[evaluator]`` table: in-process scoring, or Ray actors (see
-    :class:`~promptscout.evaluation.ray_evaluator.RayEvaluator`)."""
-
-    type: str = option("local", help='"local" (in-process scoring) or "ray" (Ray actors).')
-    workers: int = option(
-        2, help="Ray: actors, each holding the model; searchers are asked for as many prompts."
-    )
-    address: str = option(
-        "",
-        help='Ray: "" starts a private instance here; "auto", "HOST:PORT" or "ray://HOST:PORT" '
-        "join a running cluster.",
-    )
-    cpus_per_worker: float = option(1.0, help="Ray: CPUs reserved per actor (its torch threads).")
-    gpus_per_worker: float = option(
-        0.0, help='Ray: GPUs per actor (fractions share one); needs [model] device = "cuda".'
-    )
-    chunk_size: int = option(
-        32, help="Ray: a prompt's examples are cut into work units of this many texts."
-    )
-
-    def __post_init__(self) -> None:
-        if self.type not in ("local", "ray"):
-            raise OptionError("type", f"unknown evaluator {self.type!r}; available: local, ray")
-        if self.workers < 1:
-            raise OptionError("workers", f"must be at least 1, got {self.workers}")
-        if self.cpus_per_worker <= 0:
-            raise OptionError("cpus_per_worker", f"must be positive, got {self.cpus_per_worker}")
-        if self.gpus_per_worker < 0:
-            raise OptionError("gpus_per_worker", f"must be 0 or more, got {self.gpus_per_worker}")
-        if self.chunk_size < 1:
-            raise OptionError("chunk_size", f"must be at least 1, got {self.chunk_size}")
-        address = self.address
-        ray_address = address == "auto" or address.startswith("ray://")
-        if address and not (ray_address or re.fullmatch(r"[\w.-]+:\d+", address)):
-            raise OptionError(
-                "address",
-                f'use "auto", "ray://HOST:PORT" or "HOST:PORT" of a running Ray cluster '
-                f"(empty: start one here), got {address!r}",
-            )
-
-
-@dataclass
-class LeaderboardConfig:
-    """The ``[leaderboard]`` table: finalists re-scored on the holdout split, and ensembles of
-    them (see :mod:`promptscout.ensemble`)."""
-
-    top_k: int = option(3, help="Finalists re-scored on the holdout split.")
-    ensembles: list[str] = option(
-        [], help="Rows pooling the finalists' outputs: average | vote | weighted."
-    )
-    ensemble_size: int = option(0, help="Members: the best this many finalists (0: all top_k).")
-    calibrate: bool = option(
-        False, help="Contextual calibration: a calibrated row per finalist and ensemble."
-    )
-
-    def __post_init__(self) -> None:
-        from promptscout.ensemble.types import METHODS
-
-        if self.top_k < 0:
-            raise OptionError("top_k", "must be 0 or more")
-        unknown = [m for m in self.ensembles if m not in METHODS]
-        if unknown:
-            raise OptionError(
-                "ensembles", f"unknown method {unknown[0]!r}; use {', '.join(METHODS)}"
-            )
-        if self.ensembles and self.top_k < 2:
-            raise OptionError("ensembles", "ensembles pool finalists: set top_k to 2 or more")
-        if self.ensemble_size == 1 or self.ensemble_size < 0:
-            raise OptionError("ensemble_size", "must be 2 or more (or 0 for all top_k finalists)")
-        if self.ensemble_size > self.top_k:
-            raise OptionError(
-                "ensemble_size",
-                f"members must be finalists: {self.ensemble_size} > top_k = {self.top_k}",
-            )
-
-
-@dataclass
-class SelectionConfig:
-    """The ``[selection]`` table: how the campaign picks among its best candidates (see
-    :mod:`promptscout.campaign.selection`)."""
-
-    pool: int = option(
-        8,
-        help="Candidates, the best by the search split, compared again on more evidence for the "
-        "pick (0: the search split alone decides).",
-    )
-    validation: bool = option(
-        True,
-        help="Also score them on the training examples they never learned from (all but their "
-        "own demonstrations; not for searchers trained on the training labels).",
-    )
-    z: float = option(
-        1.0,
-        help="An ensemble is picked over the best prompt when its paired advantage on held-out "
-        "validation examples is above 0 with this many standard errors.",
-    )
-
-    def __post_init__(self) -> None:
-        if self.pool < 0:
-            raise OptionError("pool", f"must be 0 or more, got {self.pool}")
-        if self.z < 0:
-            raise OptionError("z", f"must be 0 or more, got {self.z}")
-
-
-TABLES: dict[str, type] = {
-    "model": ModelConfig,
-    "task": TaskConfig,
-    "objective": ObjectiveConfig,
-    "budget": BudgetConfig,
-    "evaluator": EvaluatorConfig,
-    "leaderboard": LeaderboardConfig,
-    "selection": SelectionConfig,
-    "racing": RacingConfig,
-}
-"""The tables a campaign file may have besides ``[campaign]`` and ``[[searchers]]``, each the
-:class:`CampaignConfig` attribute of the same name."""
-
-SECTIONS: dict[str, type] = {"campaign": CampaignOptions, **TABLES}
-"""Every table's options (``[[searchers]]`` aside: those are each searcher's own)."""
 
 
 @dataclass
@@ -287,12 +56,15 @@ class CampaignConfig(CampaignOptions):
     """A validated campaign file: ``[campaign]``'s options, then one attribute per table."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
+    proposer: ProposerConfig = field(default_factory=ProposerConfig)
     task: TaskConfig = field(default_factory=lambda: TaskConfig(name="sst-2"))
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     leaderboard: LeaderboardConfig = field(default_factory=LeaderboardConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     racing: RacingConfig = field(default_factory=RacingConfig)
     searchers: list[SearcherSpec] = field(default_factory=list)
     source: str = "<config>"
@@ -343,6 +115,13 @@ def parse_config(data: dict[str, Any], source: str = "<config>", text: str = "")
     head = parser.read("campaign", CampaignOptions, campaign)
     tables = {name: parser.read(name, cls, data.get(name, {})) for name, cls in TABLES.items()}
     config = CampaignConfig(**vars(head), **tables, source=source)
+    if config.model.served and config.evaluator.type == "ray":
+        parser.fail(
+            "evaluator",
+            "type",
+            "a served model is scored by its server: use the local evaluator (its requests "
+            "run concurrently, [model] concurrency)",
+        )
     if config.evaluator.gpus_per_worker > 0 and config.model.device == "cpu":
         parser.fail(
             "evaluator",
@@ -350,13 +129,11 @@ def parse_config(data: dict[str, Any], source: str = "<config>", text: str = "")
             'workers get GPUs only with [model] device = "cuda" (or "auto")',
         )
     if data.get("searchers") is None:
-        # The default mix: searchers chosen for the task when the campaign starts, ensembles on,
-        # and ten minutes of search unless the file sets a budget of its own.
+        # The default mix: searchers chosen for the task when the campaign starts, and ten
+        # minutes of search unless the file sets a budget of its own.
         config.default_mix = True
         if "budget" not in data:
             config.budget = BudgetConfig(examples=None, minutes=10.0)
-        if "leaderboard" not in data:
-            config.leaderboard = LeaderboardConfig(top_k=4, ensembles=["average", "weighted"])
         if "holdout_limit" not in (data.get("task") or {}):
             config.task.holdout_limit = 2000  # finalists' test scoring stays minutes, not hours
         return config

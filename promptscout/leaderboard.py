@@ -17,6 +17,7 @@ from promptscout.ensemble.types import Ensemble
 from promptscout.evaluation.base import Evaluation
 from promptscout.objectives.intervals import wilson_interval
 from promptscout.prompts import Prompt
+from promptscout.sections import TaskConfig
 from promptscout.store import Store
 
 EXPORT_FORMAT = "promptscout-export/1"
@@ -38,6 +39,8 @@ class LeaderboardEntry:
         test_interval: 95% confidence intervals of the test values, ``{name: [low, high]}``.
         prompt_tokens: Length of the prompt's own text in tokens (an ensemble's members' sum).
         examples: Examples scored for it over all splits (an ensemble's members' sum): its cost.
+        dollars: What scoring it cost at the ``[model]`` prices (an ensemble's members' sum);
+            None when the model is not priced.
         selection: The evidence selection ranked it by, for the candidates it compared
             (:mod:`promptscout.campaign.selection`): its score over the search split and its
             validation examples, and how many of each; None for the others.
@@ -54,6 +57,7 @@ class LeaderboardEntry:
     prompt_tokens: int | None = None
     examples: int = 0
     selection: dict[str, Any] | None = None
+    dollars: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +71,7 @@ class LeaderboardEntry:
             "test_interval": self.test_interval,
             "prompt_tokens": self.prompt_tokens,
             "examples": self.examples,
+            "dollars": self.dollars,
             "selection": self.selection,
         }
 
@@ -120,6 +125,11 @@ def build_leaderboard(
     n_test = len(meta.holdout_examples)
     intervals = meta.intervals
     costs = store.examples_by_prompt()
+    usage = store.usage_by_prompt()
+
+    def dollars(*keys: str) -> float | None:
+        return meta.dollars(*(sum(usage.get(k, (0, 0))[i] for k in keys) for i in (0, 1)))
+
     ranked_by = dev if split == "dev" else test
     rows = []
     for key, (prompt, searcher) in store.prompts().items():
@@ -138,6 +148,7 @@ def build_leaderboard(
                 _test_interval(intervals, key, test_values, n_test),
                 (dev.get(key) or test[key]).prompt_tokens,
                 costs.get(key, 0),
+                dollars=dollars(key),
             )
         )
     for record in meta.ensembles if ensembles else []:
@@ -157,6 +168,7 @@ def build_leaderboard(
                 record.get("test_interval"),
                 record.get("prompt_tokens"),
                 sum(costs.get(p.key, 0) for p in ensemble.members),
+                dollars=dollars(*(p.key for p in ensemble.members)),
             )
         )
     # Ties: the earlier prompt (store order) keeps the better rank, so ranks are reproducible.
@@ -252,10 +264,20 @@ def export_payload(store: Store, entries: list[LeaderboardEntry]) -> dict[str, A
     return {
         "format": EXPORT_FORMAT,
         "campaign": config["name"],
-        "model": {"name": config["model"]["name"], "fingerprint": meta.fingerprint},
+        "model": {
+            "name": config["model"]["name"],
+            "fingerprint": meta.fingerprint,
+            # How to reach and read a served model again (never its key: only the variable).
+            **{
+                k: config["model"][k]
+                for k in ("base_url", "scoring", "chat", "api_key_env")
+                if config["model"].get(k)
+            },
+        },
         "task": {
-            "spec": config["task"]["path"] or config["task"]["name"],
+            "spec": TaskConfig.from_stored(config["task"]).source,
             "split_seed": config["task"]["split_seed"],
+            "table": config["task"],  # the campaign's [task]: evaluate loads the same task
         },
         "ranking": meta.ranking.to_dict(),
         "entries": [e.to_dict() for e in entries],

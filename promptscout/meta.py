@@ -39,7 +39,8 @@ class CampaignMeta:
     ``fingerprint``; after every turn (:meth:`end_turn`, one transaction with the searcher's
     state): ``incumbent``, ``cursor`` and the searcher's report; at the end: ``selection`` and
     ``pick`` (:mod:`promptscout.campaign.selection`), ``intervals`` and ``ensembles``
-    (:mod:`promptscout.ensemble.finalize`), ``finished`` and ``stop_reason``.
+    (:mod:`promptscout.ensemble.finalize`), ``finished`` and ``stop_reason``; when an MLflow
+    run is opened (:mod:`promptscout.campaign.tracking`): ``tracking_run``.
     """
 
     def __init__(self, store: Store) -> None:
@@ -80,6 +81,14 @@ class CampaignMeta:
     def objective_names(self) -> list[str]:
         return list(self._config["objective"]["names"])
 
+    def dollars(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """What these tokens cost at the ``[model]`` prices; None when the model is not priced."""
+        model = self._config["model"]
+        rates = model.get("price_per_1k_input", 0.0), model.get("price_per_1k_output", 0.0)
+        if not any(rates):
+            return None
+        return (prompt_tokens * rates[0] + completion_tokens * rates[1]) / 1000
+
     @property
     def search_split(self) -> str:
         return str(self._config["task"]["search_split"])
@@ -118,6 +127,18 @@ class CampaignMeta:
     @fingerprint.setter
     def fingerprint(self, value: str | None) -> None:
         self._store.set_meta("fingerprint", value)
+
+    # -- tracking ---------------------------------------------------------------------------
+
+    @property
+    def tracking_run(self) -> str | None:
+        """The id of the MLflow run the campaign is tracked in (``[tracking] mlflow``), so that
+        a resume continues that run; None: never tracked."""
+        return self._get("tracking_run")
+
+    @tracking_run.setter
+    def tracking_run(self, value: str | None) -> None:
+        self._store.set_meta("tracking_run", value)
 
     # -- every turn -------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """The report's figures, drawn with matplotlib's Agg backend (no display needed).
 
 Each function takes plain data and writes one PNG, so the figures can be drawn and checked
-without a store. :mod:`promptscout.report` gathers the data from a campaign store.
+without a store. :mod:`promptscout.report` gathers the data from a campaign store. A figure of a
+metric takes its value axis as an :class:`Axis`: the label naming the metric and its split, and
+where the axis starts and ends (bars start at the axis's origin, never at a cropped minimum).
 """
 
 from __future__ import annotations
@@ -11,12 +13,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # before pyplot: render to files, never open a window
 
 import matplotlib.pyplot as plt  # noqa: E402
 
 WIDTH, HEIGHT, DPI = 8.0, 4.5, 100
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A value axis: its label (the metric and its split, and where the axis starts), and its
+    limits (None: matplotlib chooses). Bars start at ``low`` when it is set, else at 0."""
+
+    label: str
+    low: float | None = None
+    high: float | None = None
+
+    def apply(self, ax: plt.Axes, which: str = "y") -> None:
+        (ax.set_ylabel if which == "y" else ax.set_xlabel)(self.label)
+        if self.low is not None or self.high is not None:
+            (ax.set_ylim if which == "y" else ax.set_xlim)(self.low, self.high)
 
 
 @dataclass(frozen=True)
@@ -48,7 +66,7 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 def plot_progress(
     curves: Mapping[str, Sequence[tuple[int, float]]],
-    ylabel: str,
+    axis: Axis,
     path: Path,
     end: int | None = None,
     colors: Mapping[str, str] | None = None,
@@ -64,7 +82,7 @@ def plot_progress(
             color = (colors or {}).get(searcher)
             ax.step(xs, ys, where="post", marker="o", markersize=3, label=searcher, color=color)
     ax.set_xlabel("examples scored on the search split (whole campaign)")
-    ax.set_ylabel(ylabel)
+    axis.apply(ax)
     ax.set_title("Best candidate so far, per searcher")
     ax.grid(alpha=0.3)
     if curves:
@@ -72,13 +90,15 @@ def plot_progress(
     return _save(fig, path)
 
 
-def plot_leaderboard(bars: Sequence[Bar], xlabel: str, path: Path) -> Path:
-    """Horizontal bars (best on top) with 95% interval whiskers."""
+def plot_leaderboard(bars: Sequence[Bar], axis: Axis, path: Path) -> Path:
+    """Horizontal bars (best on top) from the axis's origin, with 95% interval whiskers;
+    ``axis`` is the value (x) axis."""
     height = max(HEIGHT, 0.4 * len(bars) + 1.5)
     fig, ax = plt.subplots(figsize=(WIDTH, height))
     ys = list(range(len(bars)))[::-1]
     colors = ["tab:orange" if b.ensemble else "tab:blue" for b in bars]
-    ax.barh(ys, [b.value for b in bars], color=colors)
+    origin = axis.low if axis.low is not None else 0.0
+    ax.barh(ys, [b.value - origin for b in bars], left=origin, color=colors)
     for y, bar in zip(ys, bars, strict=True):
         if bar.interval is not None:
             low, high = bar.interval
@@ -86,11 +106,7 @@ def plot_leaderboard(bars: Sequence[Bar], xlabel: str, path: Path) -> Path:
                 bar.value, y, xerr=[[bar.value - low], [high - bar.value]], color="black", capsize=3
             )
     ax.set_yticks(ys, [b.label for b in bars], fontsize=8)
-    values = [b.value for b in bars] + [v for b in bars if b.interval for v in b.interval]
-    if values:
-        span = max(values) - min(values)
-        ax.set_xlim(max(0.0, min(values) - 0.5 * span - 0.01), max(values) + 0.2 * span + 0.01)
-    ax.set_xlabel(xlabel)
+    axis.apply(ax, "x")
     ax.set_title("Held-out scores (95% intervals; orange: ensembles)")
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
@@ -109,7 +125,7 @@ def pareto_front(points: Sequence[Point], maximize: bool = True) -> list[Point]:
 
 def plot_pareto(
     points: Sequence[Point],
-    ylabel: str,
+    axis: Axis,
     path: Path,
     maximize: bool = True,
     colors: Mapping[str, str] | None = None,
@@ -138,7 +154,7 @@ def plot_pareto(
         )
         ax.legend()
     ax.set_xlabel("prompt length (tokens: instruction, template, demonstrations)")
-    ax.set_ylabel(ylabel)
+    axis.apply(ax)
     ax.set_title("Score vs prompt length")
     ax.grid(alpha=0.3)
     return _save(fig, path)
@@ -156,4 +172,46 @@ def plot_curve(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_confusion(
+    matrix: np.ndarray, classes: Sequence[str], title: str, ylabel: str, path: Path
+) -> Path:
+    """A confusion matrix: ``matrix[gold, predicted]`` counts, gold classes as rows, predicted
+    ones as columns (a last column beyond ``classes`` counts undecided predictions, shown only
+    when there are any); each cell shows its count and its share of the row, shaded by it."""
+    counts = np.asarray(matrix, dtype=np.int64)
+    columns = list(classes)
+    if counts.shape[1] > len(classes) and counts[:, len(classes) :].sum():
+        columns.append("undecided (tie)")
+    counts = counts[:, : len(columns)]
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    side = max(3.6, 0.6 * len(columns) + 2.2)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    size = 11 if len(columns) <= 4 else 8 if len(columns) <= 8 else 6
+    for (row, col), count in np.ndenumerate(counts):
+        share = shares[row, col]
+        ax.text(
+            col,
+            row,
+            f"{count}\n{share:.0%}",
+            ha="center",
+            va="center",
+            fontsize=size,
+            color="white" if share > 0.55 else "black",
+        )
+    rotate = max(len(c) for c in columns) > 8 or len(columns) > 5
+    ax.set_xticks(
+        range(len(columns)),
+        columns,
+        rotation=30 if rotate else 0,
+        ha="right" if rotate else "center",
+    )
+    ax.set_yticks(range(len(classes)), list(classes))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, label="share of the gold class's examples")
     return _save(fig, path)

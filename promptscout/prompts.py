@@ -72,6 +72,23 @@ def continuation(text: str, word: str) -> str:
     return word
 
 
+CHAT_MARKER = "\x1echat\x1e"
+"""Starts the text of a chat-rendered prompt: the marker, then its messages as JSON."""
+
+
+def chat_text(messages: Sequence[Mapping[str, str]]) -> str:
+    """A chat prompt's messages (``{"role", "content"}`` dicts) as one text: what evaluators,
+    the score cache and models pass around; chat models read it back with :func:`chat_messages`."""
+    return CHAT_MARKER + json.dumps([dict(m) for m in messages], ensure_ascii=False)
+
+
+def chat_messages(text: str) -> list[dict[str, str]] | None:
+    """The messages of a :func:`chat_text`, or None for a plain text."""
+    if not text.startswith(CHAT_MARKER):
+        return None
+    return [dict(m) for m in json.loads(text[len(CHAT_MARKER) :])]
+
+
 def template_fields(template: str) -> tuple[str, ...]:
     """The field names a template's placeholders refer to, in order of first use."""
     names: list[str] = []
@@ -264,6 +281,21 @@ class Prompt:
         blocks.extend(self._with_answer(self._fill(d.fields), d.label) for d in demos)
         blocks.append(self._fill(example.fields))
         return self.separator.join(blocks)
+
+    def messages(self, example: Example, demos: Sequence[Example] = ()) -> list[dict[str, str]]:
+        """The prompt as chat messages: the instruction as the system message, each
+        demonstration as a user turn (the template filled with it) answered by an assistant
+        turn (its label word), then the example as the last user turn. The label word is
+        scored as the start of the assistant's reply."""
+        messages = [{"role": "system", "content": self.instruction}] if self.instruction else []
+        for demo in demos:
+            word = self.label_words[demo.label] if isinstance(demo.label, int) else demo.label
+            messages += [
+                {"role": "user", "content": self._fill(demo.fields)},
+                {"role": "assistant", "content": str(word)},
+            ]
+        messages.append({"role": "user", "content": self._fill(example.fields)})
+        return messages
 
     def render_frame(self) -> str:
         """The prompt with every input field empty and no demos: its own fixed text."""

@@ -9,6 +9,7 @@ readers (leaderboard, export, report) never take it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -251,6 +252,21 @@ class Store:
         )
         return {key: int(n) for key, n in rows}
 
+    def usage_by_prompt(self) -> dict[str, tuple[int, int]]:
+        """Per prompt key over all splits: (prompt tokens, completion tokens) the model read and
+        wrote for it (a served model's ``usage``): what it cost."""
+        rows = self._db.execute(
+            "SELECT prompt_key, COALESCE(SUM(tokens), 0), "
+            "COALESCE(SUM(json_extract(record, '$.completion_tokens')), 0) "
+            "FROM evaluations GROUP BY prompt_key"
+        )
+        return {key: (int(read), int(written)) for key, read, written in rows}
+
+    def usage(self) -> tuple[int, int]:
+        """(prompt tokens, completion tokens) of every evaluation: the campaign's usage."""
+        values = self.usage_by_prompt().values()
+        return sum(r for r, _ in values), sum(w for _, w in values)
+
     def examples_scored(self, split: str, exclude_searcher: str | None = None) -> int:
         """Examples scored on ``split``: the unit of the campaign budget."""
         row = self._db.execute(
@@ -295,7 +311,7 @@ class Store:
     )
 
     def put_soft(self, digest: str, tensors: Mapping[str, Any]) -> None:
-        """Keep a soft prompt's tensors (see :mod:`promptscout.soft`) under their digest."""
+        """Keep a soft prompt's tensors (:mod:`promptscout.soft_tensors`) under their digest."""
         from promptscout.soft_tensors import encode_tensors, tensors_digest
 
         if tensors_digest(tensors) != digest:
@@ -311,22 +327,18 @@ class Store:
         """The tensors stored under ``digest`` (name -> float32 array), or None."""
         from promptscout.soft_tensors import decode_tensors
 
-        try:
-            row = self._db.execute(
-                "SELECT data FROM soft_tensors WHERE digest=?", (digest,)
-            ).fetchone()
-        except sqlite3.OperationalError:  # no such table: a store without soft prompts
-            return None
+        row = self._soft_row("data", digest)
         return decode_tensors(row[0]) if row else None
 
     def has_soft(self, digest: str) -> bool:
+        return self._soft_row("1", digest) is not None
+
+    def _soft_row(self, column: str, digest: str) -> tuple[Any, ...] | None:
         try:
-            row = self._db.execute(
-                "SELECT 1 FROM soft_tensors WHERE digest=?", (digest,)
-            ).fetchone()
-        except sqlite3.OperationalError:
-            return False
-        return row is not None
+            query = f"SELECT {column} FROM soft_tensors WHERE digest=?"
+            return self._db.execute(query, (digest,)).fetchone()
+        except sqlite3.OperationalError:  # no such table: a store without soft prompts
+            return None
 
     # -- searcher states and runs -----------------------------------------------------------
 
@@ -376,15 +388,13 @@ class Store:
             total += finished - started
         return total
 
-    class _Transaction:
-        def __init__(self, db: sqlite3.Connection) -> None:
-            self.db = db
-
-        def __enter__(self) -> None:
-            self.db.execute("BEGIN IMMEDIATE")
-
-        def __exit__(self, exc_type: object, *rest: object) -> None:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-    def _transaction(self) -> Store._Transaction:
-        return Store._Transaction(self._db)
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")

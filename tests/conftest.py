@@ -195,3 +195,16 @@ def tiny_masked(tiny_masked_dir: Path):
 
 # Campaign, store and CLI fixtures (tiny task folder, campaign files on the tiny model).
 from campaign_fixtures import tiny_task_dir, write_campaign  # noqa: E402, F401
+
+# Served-model fixtures (llama-cpp-python's server on the embedded model, a server answering 401).
+from served_fixtures import llama_server, unauthorized_url  # noqa: E402, F401
+
+
+@pytest.fixture
+def offline_datasets(tmp_path_factory, monkeypatch):
+    """``datasets`` with no hub and a private cache (tests that build datasets on disk)."""
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    cache = tmp_path_factory.mktemp("hf_cache")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(cache))

@@ -31,15 +31,19 @@ def test_campaign_end_to_end(write_campaign):
     # 8 dev examples per candidate: the budget allows exactly 20 candidates.
     assert result.examples_scored == 160
     assert result.stop_reason == "example budget spent"
-    entries = result.leaderboard
+    # Ensembles are on by default: the average and the weighted vote of the top 2 join the board.
+    entries = [e for e in result.leaderboard if e.kind == "prompt"]
     assert len(entries) == 20
+    pooled = sorted(e.prompt.method for e in result.leaderboard if e.kind == "ensemble")
+    assert pooled == ["average", "weighted"] and len(result.leaderboard) == 22
     assert {e.searcher for e in entries} == {"manual", "random"}
     scores = [e.dev["accuracy"] for e in entries]
     assert scores == sorted(scores, reverse=True)
     assert all(e.test is not None for e in entries[:2]) and all(e.test is None for e in entries[2:])
     exported = json.loads(config.export_path.read_text())
     assert exported["entries"][0]["prompt"] == entries[0].prompt.to_dict()
-    assert exported["model"]["fingerprint"] and len(exported["entries"]) == 2
+    # The export's rows: the 2 finalists plus one per ensemble.
+    assert exported["model"]["fingerprint"] and len(exported["entries"]) == 2 + 2
 
 
 def test_duplicates_are_scored_once(write_campaign):

@@ -38,14 +38,17 @@ def test_run_leaderboard_export_evaluate_report(
 
     code, out, _ = cli(capsys, "leaderboard", store, "--json")
     entries = json.loads(out)["entries"]
-    assert code == 0 and len(entries) == 12
-    assert [e["rank"] for e in entries] == list(range(1, 13))
+    # 12 candidates, plus the average and weighted ensembles of the top 2 (on by default)
+    assert code == 0 and len(entries) == 12 + 2
+    assert sum(e["kind"] == "ensemble" for e in entries) == 2
+    assert [e["rank"] for e in entries] == list(range(1, 15))
     first = entries[0]
     assert first["kind"] == "prompt" and set(first["dev"]) == {"accuracy", "cross_entropy"}
     assert first["test"] is not None and entries[-1]["test"] is None
 
     code, out, _ = cli(capsys, "leaderboard", store, "--split", "test", "--json")
-    assert len(json.loads(out)["entries"]) == 2
+    by_test = json.loads(out)["entries"]  # the 2 finalists and the 2 ensembles of them
+    assert len(by_test) == 2 + 2 and sum(e["kind"] == "ensemble" for e in by_test) == 2
 
     export = tmp_path / "best.json"
     assert cli(capsys, "export", store, "--top", "1", "-o", str(export))[0] == 0

@@ -1,7 +1,8 @@
 """Light imports: the public API, the config and the searcher registry load without the model
 stack, so the CLI, campaign files and plug-in discovery start fast (torch and transformers come
-only with the first model or gradient). The import graph itself is checked by ``lint-imports``
-(the ``[tool.importlinter]`` contracts in pyproject.toml), which ``make test`` runs first.
+only with the first model or gradient, MLflow only with a campaign's ``[tracking]``). The
+import graph itself is checked by ``lint-imports`` (the ``[tool.importlinter]`` contracts in
+pyproject.toml), which ``make test`` runs first.
 
 Each import runs in a fresh interpreter: this test session has long since loaded torch.
 """
@@ -14,7 +15,7 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "transformers")
+HEAVY = ("torch", "transformers", "mlflow")
 
 
 @pytest.mark.parametrize("module", ["promptscout.config", "promptscout.searchers", "promptscout"])

@@ -215,7 +215,7 @@ def campaign_error(tmp_path, body: str, before: str = "") -> str:
 
 def test_table_errors_name_the_file_line_and_key(tmp_path):
     assert campaign_error(tmp_path, "\n[budget]\nminutes = 2\nexampels = 3\n") == (
-        ":10: [budget] exampels: unknown key; known keys: candidates, examples, minutes"
+        ":10: [budget] exampels: unknown key; known keys: candidates, dollars, examples, minutes"
     )
     assert campaign_error(tmp_path, "\n[racing]\nenabled = 1\n") == (
         ":9: [racing] enabled: must be bool, got 1"
@@ -326,7 +326,7 @@ def test_plugins_json_lists_every_option(capsys):
     }
     assert list(data["sections"]) == list(SECTIONS)
     budget = {d["name"]: d["default"] for d in data["sections"]["budget"]}
-    assert budget == {"examples": 20000, "minutes": None, "candidates": None}
+    assert budget == {"examples": 20000, "minutes": None, "candidates": None, "dollars": None}
 
 
 def test_plugins_prints_one_table_of_options(capsys):

@@ -33,6 +33,13 @@ def test_every_searcher_example_builds(block: str):
         build_config(searcher_class(spec["type"]), options)
 
 
+def without_tables(text: str, names: set[str]) -> str:
+    """``text`` without its ``[name]`` tables for the given names (each up to the next table)."""
+    chunks = re.split(r"(?m)^(?=\[)", text)
+    kept = [c for c in chunks if (re.match(r"\[([\w.]+)\]", c) or [None, None])[1] not in names]
+    return "".join(kept)
+
+
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_every_campaign_section_validates(block: str, tmp_path: Path):
     """Each block validates as a campaign file, completed from the first (full) block."""
@@ -42,8 +49,8 @@ def test_every_campaign_section_validates(block: str, tmp_path: Path):
         text = block
     elif "searchers" in data:
         text = head + block
-    else:  # a lone table (e.g. [evaluator]) replaces the full example's own
-        text = head.split("[evaluator]")[0] + block
+    else:  # lone tables (e.g. [evaluator], [model]) replace the full example's own
+        text = without_tables(head, set(data)) + block
         text += "\n[[searchers]]\ntype = 'manual'\ntemplates = ['{text} It was']\n"
     path = tmp_path / "campaign.toml"
     path.write_text(text, encoding="utf-8")

@@ -1,8 +1,8 @@
 """The campaign budget: what the store says was spent against what the campaign file allows.
 
 Every limit is read here: scored search-split examples (the unit that makes runs reproducible),
-distinct candidates, and wall time summed over runs (a safety cap: on a loaded machine it buys
-fewer examples).
+distinct candidates, dollars spent on a priced served model, and wall time summed over runs (a
+safety cap: on a loaded machine it buys fewer examples).
 """
 
 from __future__ import annotations
@@ -49,6 +49,12 @@ class Budget:
         return self.store.examples_scored(self.split)
 
     @property
+    def dollars_spent(self) -> float | None:
+        """What the campaign's model calls cost so far, at the ``[model]`` prices (None: not
+        priced)."""
+        return self.store.meta.dollars(*self.store.usage())
+
+    @property
     def examples_total(self) -> int | None:
         """The example budget (the progress bar's total), or None."""
         return self.config.examples
@@ -64,6 +70,10 @@ class Budget:
             allowed = (self.config.examples - self.examples_spent) // self.split_size
             if allowed <= 0:
                 return Allowance(0, "example budget spent")
+        if self.config.dollars is not None:
+            spent = self.dollars_spent
+            if spent is not None and spent >= self.config.dollars:
+                return Allowance(0, "dollar budget spent")
         if self.config.candidates is not None:
             left = self.config.candidates - self.store.count_prompts(self.split)
             if left <= 0:

@@ -10,10 +10,10 @@ measured as the best at this budget (``benchmarks/default_campaign.py``, results
   training examples proposes from the model's vocabulary), up to two demonstrations, and the
   same three readouts.
 
-The file's parser (:func:`promptscout.config.parse_config`) turns ensembles on (``average`` and
-``weighted`` of the top 4) unless the file has a ``[leaderboard]``, and gives ten minutes of
-search unless it has a ``[budget]``: about 15 minutes in all on 2 CPU cores with the embedded
-model, test scoring of the finalists aside.
+The file's parser (:func:`promptscout.config.parse_config`) gives ten minutes of search unless
+the file has a ``[budget]``, and re-scores the finalists on 2,000 held-out examples at most
+(``holdout_limit``); ensembles are on as in every campaign (``average`` and ``weighted`` of the
+top 4): about 15 minutes in all on 2 CPU cores with the embedded model.
 """
 
 from __future__ import annotations
@@ -24,15 +24,18 @@ from promptscout.tasks import Task
 READOUTS = ["", "batch", "linear"]
 
 
-def default_searchers(task: Task) -> list[SearcherSpec]:
-    """The default mix for ``task`` (its hand-written templates use the task's input fields)."""
+def default_searchers(task: Task, served: bool = False) -> list[SearcherSpec]:
+    """The default mix for ``task`` (its hand-written templates use the task's input fields);
+    on a ``served`` model, without what needs the model's internals (label-word search and the
+    learned verbalizer)."""
     fields = task.input_fields
     body = "\n".join(f"{{{name}}}" for name in fields)
     labelled = "\n".join(f"{name.capitalize()}: {{{name}}}" for name in fields)
     templates = [f"{labelled}\nLabel:", f"{body}\nAnswer:", f"Input: {body}\nCategory:"]
-    searchers = [SearcherSpec("manual", {"templates": templates, "readouts": READOUTS})]
+    readouts = [r for r in READOUTS if r != "linear"] if served else READOUTS
+    searchers = [SearcherSpec("manual", {"templates": templates, "readouts": readouts})]
     if task.kind == "classification":
-        bayesian = {"label_word_search": 3, "max_demos": 2, "readouts": READOUTS}
+        bayesian = {"label_word_search": 0 if served else 3, "max_demos": 2, "readouts": readouts}
         searchers.append(SearcherSpec("bayesian", bayesian))
     else:  # generation: no label words to search, no readouts
         searchers[0] = SearcherSpec("manual", {"templates": templates})

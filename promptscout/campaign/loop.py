@@ -14,11 +14,14 @@ from promptscout.builders import (
     campaign_objectives,
     campaign_task,
     load_campaign_model,
+    load_configured_model,
     ray_evaluator,
 )
 from promptscout.campaign.budget import Budget
 from promptscout.campaign.default import default_searchers, describe
 from promptscout.campaign.finish import finish
+from promptscout.campaign.observer import CampaignObserver
+from promptscout.campaign.observers import observers_for
 from promptscout.config import CampaignConfig
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation, Evaluator
@@ -49,6 +52,7 @@ class CampaignResult:
     examples_scored: int
     evaluations: int
     leaderboard: list[LeaderboardEntry]
+    dollars: float | None = None  # what the model calls cost, when the model is priced
 
 
 def searcher_seed(campaign_seed: int, position: int) -> int:
@@ -101,6 +105,7 @@ class Campaign:
         )
         self._evaluator: Evaluator | None = None
         self._model: LanguageModel | None = None
+        self._proposer: LanguageModel | None = None
         self.cache = ScoreCache(store)
         self.race = Race(
             race_stages(config.racing, self.search_ids, config.seed),
@@ -108,12 +113,13 @@ class Campaign:
         )
         self.searchers = self._build_searchers()
         self._check_or_record_meta()
+        self.observers: list[CampaignObserver] = observers_for(config)
 
     # -- setup ------------------------------------------------------------------------------
 
     def _build_searchers(self) -> list[Searcher]:
         if self.config.default_mix and not self.config.searchers:
-            self.config.searchers = default_searchers(self.task)
+            self.config.searchers = default_searchers(self.task, self.config.model.served)
             _log(describe(self.config.searchers))
         searchers = []
         for position, spec in enumerate(self.config.searchers):
@@ -125,12 +131,20 @@ class Campaign:
                 store_path=str(self.store.path),
                 campaign=self.config.name,
                 model_provider=self.model,
+                proposer_provider=self.proposer,
             )
             try:
                 searcher = create_searcher(spec.type, spec.options, context)
             except PromptscoutError as exc:
                 where = f"{self.config.source}:{spec.line}" if spec.line else self.config.source
                 raise PromptscoutError(f"{where}: [[searchers]] {spec.type}: {exc}") from None
+            if self.config.model.served and searcher.white_box:
+                where = f"{self.config.source}:{spec.line}" if spec.line else self.config.source
+                raise PromptscoutError(
+                    f"{where}: [[searchers]] {spec.type}: needs the model's internals (gradients, "
+                    "hidden states or its full next-token distribution), which a served model "
+                    "does not give; use an in-process model or other options"
+                )
             state = self.store.searcher_state(searcher.name)
             if state is not None:
                 searcher.load_state(state)
@@ -170,6 +184,14 @@ class Campaign:
         if self._model is None:
             self._model = load_campaign_model(self.config)
         return self._model
+
+    def proposer(self) -> LanguageModel:
+        """The ``[proposer]`` model (loaded on first use), or the campaign's own model."""
+        if not self.config.proposer.name:
+            return self.model()
+        if self._proposer is None:
+            self._proposer = load_configured_model(self.config.proposer)
+        return self._proposer
 
     def _local_evaluator(
         self,
@@ -221,6 +243,8 @@ class Campaign:
         run_id = self.store.start_run()
         status = "failed"
         try:
+            for observer in self.observers:
+                observer.started(self)
             reason = self._search()
             self.finalize()
             status = "finished"
@@ -229,13 +253,24 @@ class Campaign:
             raise
         finally:
             self.store.finish_run(run_id, status)
+            if status != "finished":
+                self._close_observers(status)
         self.meta.finish(reason)
-        return CampaignResult(
+        result = CampaignResult(
             reason,
             self.store.examples_scored(self.search_split),
             self.store.count_evaluations(),
             build_leaderboard(self.store),
+            self.meta.dollars(*self.store.usage()),
         )
+        for observer in self.observers:
+            observer.finished(self, result)
+        self._close_observers(status)
+        return result
+
+    def _close_observers(self, status: str) -> None:
+        for observer in self.observers:
+            observer.closed(self, status)
 
     def _search(self) -> str:
         budget = Budget(self.config.budget, self.store, self.search_split, len(self.search_ids))
@@ -313,6 +348,8 @@ class Campaign:
             leader[0].key if leader else None,
             Cursor(cursor.turn + 1),
         )
+        for observer in self.observers:
+            observer.turn_ended(self, searcher.name, outcomes, cursor.turn)
         return new
 
     def _keep_soft(self, searcher: Searcher, prompts: list[Prompt]) -> None:

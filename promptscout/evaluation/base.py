@@ -30,6 +30,8 @@ class Evaluation:
             demonstrations), for length objectives.
         error: Why the prompt could not be scored, or None. Failed evaluations have no
             objective values and rank last.
+        completion_tokens: Tokens a served model wrote back (its ``usage``), for cost; ``tokens``
+            holds the prompt tokens it read.
     """
 
     prompt_key: str
@@ -42,6 +44,7 @@ class Evaluation:
     seconds: float = 0.0
     error: str | None = None
     prompt_tokens: int = 0
+    completion_tokens: int = 0
 
     @property
     def ok(self) -> bool:

@@ -101,6 +101,7 @@ class LocalEvaluator(Evaluator):
             examples,
             check=lambda p: p.soft and self._soft_tensors(p),
             references=finish,
+            chat=getattr(self.model, "chat", False),
         )
         yield from failed
         for chunk in self._chunks(rendered):
@@ -127,6 +128,7 @@ class LocalEvaluator(Evaluator):
         finish: bool,
     ) -> Iterator[Evaluation]:
         started, tokens_before = time.perf_counter(), self.model.tokens_forwarded
+        written_before = self.model.completion_tokens
         try:
             outputs, scored = self._model_outputs(chunk, progress)
         except Exception as exc:
@@ -142,12 +144,14 @@ class LocalEvaluator(Evaluator):
         share = [s / max(sum(scored), 1) for s in scored]
         seconds = time.perf_counter() - started
         tokens = self.model.tokens_forwarded - tokens_before
+        written = self.model.completion_tokens - written_before
         for item, raw, n_scored, part in zip(chunk, outputs, scored, share, strict=True):
             cost = {
                 "prompt_tokens": self.prompt_tokens(item.prompt),
                 "examples_read": n_scored,
                 "tokens": round(tokens * part),
                 "seconds": seconds * part,
+                "completion_tokens": round(written * part),
             }
             examples = item.examples[: item.evaluated]
             if finish:
@@ -166,6 +170,7 @@ class LocalEvaluator(Evaluator):
                     cost["seconds"],
                     None,
                     cost["prompt_tokens"],
+                    cost["completion_tokens"],
                 )
 
     def _model_outputs(

@@ -90,6 +90,7 @@ class RayEvaluator(Evaluator):
             ``get_soft``), resolved on the driver and sent with the units.
         max_new_tokens: Generation length for generation tasks.
         texts_per_call: Texts a worker sends to the model at once.
+        chat: Render prompts as chat messages (the workers' model applies its chat template).
 
     Example:
         >>> from promptscout.tasks import load_task
@@ -120,6 +121,7 @@ class RayEvaluator(Evaluator):
         soft_resolver: SoftResolver | None = None,
         max_new_tokens: int = 32,
         texts_per_call: int = 128,
+        chat: bool = False,
     ) -> None:
         import ray
 
@@ -135,6 +137,7 @@ class RayEvaluator(Evaluator):
         self.workers = workers
         self.chunk_size = chunk_size
         self.max_new_tokens = max_new_tokens
+        self.chat = chat
         self.restarts = 0  # actors replaced after dying
         self._actors: list[Any] = []
         self._started_ray = connect_ray(address)
@@ -205,6 +208,7 @@ class RayEvaluator(Evaluator):
             split,
             examples,
             check=lambda p: p.soft and resolve_soft(self.task, self.soft_resolver, p.soft),
+            chat=self.chat,
         )
         yield from failed
         units, chunks = self._units(rendered)
@@ -370,6 +374,7 @@ class RayEvaluator(Evaluator):
             examples_read=sum(int(p["examples"]) for p in parts),
             tokens=sum(int(p["tokens"]) for p in parts),
             seconds=sum(float(p["seconds"]) for p in parts),
+            completion_tokens=sum(int(p.get("completion_tokens", 0)) for p in parts),
         )
 
     def close(self) -> None:

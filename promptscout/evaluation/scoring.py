@@ -15,7 +15,7 @@ from promptscout.errors import PromptscoutError
 from promptscout.evaluation import readout
 from promptscout.evaluation.base import Evaluation
 from promptscout.objectives import Objective, ObjectiveInput
-from promptscout.prompts import Prompt
+from promptscout.prompts import Prompt, chat_text
 from promptscout.soft_tensors import SoftResolver, check_tensors
 from promptscout.tasks import Example, Task
 
@@ -37,8 +37,11 @@ class Rendered:
     evaluated: int
 
 
-def render_texts(task: Task, prompt: Prompt, examples: Sequence[Example]) -> list[str]:
-    """The texts the model reads for ``prompt`` on ``examples`` (demos looked up in ``task``).
+def render_texts(
+    task: Task, prompt: Prompt, examples: Sequence[Example], chat: bool = False
+) -> list[str]:
+    """The texts the model reads for ``prompt`` on ``examples`` (demos looked up in ``task``);
+    with ``chat``, each is the prompt's chat messages (:meth:`Prompt.messages`) as one text.
 
     Raises:
         PromptscoutError: the prompt does not fit the task.
@@ -46,6 +49,8 @@ def render_texts(task: Task, prompt: Prompt, examples: Sequence[Example]) -> lis
     """
     prompt.check_task(task)
     demos = [task.example(i) for i in prompt.demos]
+    if chat:
+        return [chat_text(prompt.messages(e, demos)) for e in examples]
     return [prompt.render(e, demos) for e in examples]
 
 
@@ -56,12 +61,14 @@ def render_prompts(
     examples: Sequence[Example],
     check: Callable[[Prompt], object] | None = None,
     references: bool = True,
+    chat: bool = False,
 ) -> tuple[list[Rendered], list[Evaluation]]:
     """Each prompt's texts, and a failed evaluation (in prompt order) for each prompt that cannot
     be rendered on ``examples`` or that ``check`` refuses with a :class:`PromptscoutError`: it
     fails alone, before any model call.
 
     Args:
+        chat: Render chat messages (a chat model; see :func:`render_texts`).
         references: Append the examples the prompt's readout needs
             (:func:`~promptscout.evaluation.readout.reference_examples`); off where the caller
             sends examples that already hold them (a Ray work unit).
@@ -73,7 +80,7 @@ def render_prompts(
         extra = readout.reference_examples(task, prompt) if references else ()
         every = (*examples, *extra)
         try:
-            texts = render_texts(task, prompt, every)
+            texts = render_texts(task, prompt, every, chat)
         except (PromptscoutError, KeyError) as exc:
             failed.append(Evaluation(prompt.key, split, ids, error=f"cannot render: {exc}"))
             continue
@@ -137,6 +144,7 @@ def finish_evaluation(
     examples_read: int,
     tokens: int,
     seconds: float,
+    completion_tokens: int = 0,
 ) -> Evaluation:
     """The evaluation of ``prompt`` on ``examples`` from its raw outputs (one row per example,
     then one per readout reference): the readout gives the class scores, then the objectives."""
@@ -160,4 +168,5 @@ def finish_evaluation(
         seconds,
         error,
         prompt_tokens,
+        completion_tokens,
     )

@@ -27,7 +27,7 @@ class LanguageModel(ABC):
     Attributes:
         name: what the user passed to :func:`~promptscout.model.load_model` (the embedded
             model's name, a Hugging Face name, or a folder).
-        kind: ``"causal"`` or ``"masked"``.
+        kind: ``"causal"``, ``"masked"`` or ``"served"`` (behind an OpenAI-compatible server).
         max_length: the context size in tokens; longer inputs are cut from the left.
         tokens_forwarded: running count of the tokens of the sequences scored or generated, each
             counted as if it ran alone (padding, batching and shared-prefix reuse do not change
@@ -42,6 +42,9 @@ class LanguageModel(ABC):
             :func:`~promptscout.model.compute.flop_rates`).
         batch_size: how many sequences go through the network at once (short sequences, such as
             the suffixes after a shared prefix, are batched more at a time).
+        completion_tokens: running count of the tokens a served model wrote back (from its
+            ``usage``; generation in-process counts into ``tokens_forwarded``).
+        chat: prompts reach this model as chat messages (:func:`~promptscout.prompts.chat_text`).
     """
 
     name: str
@@ -51,6 +54,8 @@ class LanguageModel(ABC):
     tokens_computed: int
     flops: int
     batch_size: int
+    completion_tokens: int = 0  # tokens a served model wrote (its usage); 0 in-process
+    chat: bool = False  # True where prompts are sent as chat messages (a served model's option)
 
     @property
     @abstractmethod

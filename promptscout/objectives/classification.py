@@ -8,15 +8,13 @@ from promptscout.objectives.base import ObjectiveInput
 
 
 def accuracy(data: ObjectiveInput) -> float:
-    """Share of examples whose gold class has the highest label-word log-probability."""
-    predictions = np.asarray(data.outputs).argmax(axis=1)
-    return float((predictions == data.labels).mean())
+    """Share of examples whose gold class alone has the highest label-word log-probability."""
+    return float((data.predictions == data.labels).mean())
 
 
 def macro_f1(data: ObjectiveInput) -> float:
     """Unweighted mean of per-class F1 over all of the task's classes (absent classes score 0)."""
-    predictions = np.asarray(data.outputs).argmax(axis=1)
-    labels = data.labels
+    predictions, labels = data.predictions, data.labels
     scores = []
     for c in range(data.task.num_classes):
         tp = np.sum((predictions == c) & (labels == c))

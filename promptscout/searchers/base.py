@@ -54,6 +54,7 @@ class SearchContext:
             first call (the local evaluator shares the same instance). White-box searchers
             (gradients, soft prompts, policies) call :meth:`model`; None where no model is
             available (e.g. unit tests of black-box searchers).
+        proposer_provider: Returns the ``[proposer]`` model (None: :meth:`model` writes).
     """
 
     task: Task
@@ -63,6 +64,7 @@ class SearchContext:
     store_path: str | None = None
     campaign: str = ""
     model_provider: Callable[[], LanguageModel] | None = None
+    proposer_provider: Callable[[], LanguageModel] | None = None
 
     def model(self) -> LanguageModel:
         """The campaign's language model (white-box access for gradient-based searchers)."""
@@ -71,6 +73,13 @@ class SearchContext:
                 "this searcher needs the language model, but the campaign gave it none"
             )
         return self.model_provider()
+
+    def proposer(self) -> LanguageModel:
+        """The model that writes prompt text (the campaign's ``[proposer]``, by default its
+        own model): for searchers that write with a language model."""
+        if self.proposer_provider is not None:
+            return self.proposer_provider()
+        return self.model()
 
     def score(self, evaluation: Evaluation) -> float:
         """The searcher-facing score of an evaluation: larger is better, failures are -inf."""
@@ -180,6 +189,13 @@ class Searcher(ABC):
     @abstractmethod
     def restore(self, state: dict[str, Any]) -> None:
         """Rebuild the searcher from what :meth:`save` returned."""
+
+    @property
+    def white_box(self) -> bool:
+        """Whether this searcher needs the model's internals (gradients, hidden states, the
+        full next-token distribution), which only in-process models give; a campaign on a served
+        model refuses it at start."""
+        return self.reads_train_labels
 
     def shaped_by_train(self, prompt: Prompt) -> bool:
         """Whether ``prompt`` was shaped by the training labels beyond the demonstrations it

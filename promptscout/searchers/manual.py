@@ -76,6 +76,10 @@ class ManualSearcher(Searcher):
     def exhausted(self) -> bool:
         return self._next >= len(self._prompts)
 
+    @property
+    def white_box(self) -> bool:  # a learned verbalizer reads hidden states
+        return "linear" in self.config.readouts
+
     def save(self) -> dict[str, Any]:
         return {"next": self._next}
 

@@ -43,12 +43,12 @@ class EvolutionarySearcher(Searcher):
         self.space = PartSpace(config, context)
         self.lm: LMOperators | None = None
         if config.lm_operators:
-            if context.model_provider is None:
+            if context.model_provider is None and context.proposer_provider is None:
                 raise PromptscoutError(
                     "evolutionary searcher: 'lm_operators' needs the campaign's model; "
                     "run it in a campaign or set lm_operators = false"
                 )
-            self.lm = LMOperators(context.model, config.lm_max_new_tokens)
+            self.lm = LMOperators(context.proposer, config.lm_max_new_tokens)
         self.variation = Variation(self.space, config.crossover, self.lm)
         self.toolbox = self._toolbox()
         self.stream = RandomStream(context.seed)
@@ -175,6 +175,11 @@ class EvolutionarySearcher(Searcher):
     @property
     def exhausted(self) -> bool:
         return self._exhausted
+
+    @property
+    def white_box(self) -> bool:  # label-word search and learned verbalizers read internals
+        readouts = getattr(self.config, "readouts", ())
+        return self.config.label_word_search > 0 or "linear" in readouts
 
     def shaped_by_train(self, prompt: Prompt) -> bool:
         return self.config.uses_proposed_words(prompt.label_words, self.context)
