@@ -101,6 +101,8 @@ def load_configured_model(table: ModelConfig) -> LanguageModel:
             timeout=table.timeout,
             max_retries=table.max_retries,
             requests_per_minute=table.requests_per_minute,
+            top_logprobs=table.top_logprobs,
+            deep_logprobs=table.deep_logprobs,
         )
     model = load_model(
         table.name,

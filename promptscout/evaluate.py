@@ -84,7 +84,8 @@ def evaluate_prompt(
 
     Returns:
         Every objective's value, ``examples``, ``seconds`` (scoring only, not model loading),
-        ``examples_per_second``, ``split``, ``task``, ``model``, ``fingerprint`` and ``prompt``.
+        ``examples_per_second``, ``split``, ``task``, ``model``, ``fingerprint`` and ``prompt``;
+        ``served`` for a served model (its :meth:`~promptscout.model.served.ServedModel.counters`).
 
     Raises:
         PromptscoutError: the prompt does not fit the task, or could not be scored.
@@ -118,4 +119,6 @@ def evaluate_prompt(
         "model": model.name,
         "fingerprint": model.fingerprint,
         "prompt": prompt.to_dict(),
+        # a served model's requests, tokens and how label words were matched
+        **({"served": model.counters()} if model.kind == "served" else {}),
     }

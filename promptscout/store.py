@@ -113,7 +113,7 @@ class Store:
             raise PromptscoutError(f"{self.path} is not a promptscout store ({exc})") from None
 
     def _acquire_lock(self) -> None:
-        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock_path = self.files(self.path)[-1]
         self._lock_file = open(lock_path, "a+")  # noqa: SIM115 - held for the store's lifetime
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -142,6 +142,13 @@ class Store:
             self._db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+
+    @staticmethod
+    def files(path: str | Path) -> list[Path]:
+        """The files a store at ``path`` may have: the database, SQLite's -wal and -shm, the
+        writer lock."""
+        path = Path(path)
+        return [path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", ".lock"))]
 
     def close(self) -> None:
         """Close the database and release the writer lock."""
@@ -362,6 +369,8 @@ class Store:
         return json.loads(row[0]) if row else None
 
     def start_run(self) -> int:
+        # Runs still marked running were killed: this process holds the writer lock.
+        self._db.execute("UPDATE runs SET status='killed' WHERE status='running'")
         cursor = self._db.execute(
             "INSERT INTO runs (started, status) VALUES (?, 'running')", (time.time(),)
         )

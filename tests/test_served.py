@@ -91,6 +91,21 @@ def test_words_of_several_tokens_and_words_not_listed(llama_server, in_process):
 
 
 @integration
+def test_no_label_word_in_the_top_list_asks_for_a_deeper_one(llama_server, in_process):
+    # After this review the model expects " I", " The" ...: neither label word is in the top 20.
+    text = Prompt(TEMPLATE, tuple(WORDS)).render(load_task("sst-2", seed=42).test[57])
+    shallow = served(llama_server, deep_logprobs=0)
+    tie = shallow.score_labels([text], WORDS)[0]
+    assert shallow.last_matches == [["floor", "floor"]] and tie[0] == tie[1]
+    model = served(llama_server)  # deep_logprobs = 100
+    scores = model.score_labels([text], WORDS)[0]
+    assert model.last_matches == [["exact", "exact"]] and model.deepened == 1
+    assert model.requests == 2 and model.counters()["deepened"] == 1
+    local = in_process.score_labels([text], WORDS)[0]
+    assert np.allclose(scores, local, atol=0.5)
+
+
+@integration
 def test_a_text_the_model_would_end_is_still_scored(llama_server, in_process):
     # The end of text is this text's most likely next token: llama-cpp-python's server then
     # writes and lists nothing, and the model asks again with min_tokens = 1.

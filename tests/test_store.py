@@ -66,3 +66,14 @@ def test_run_time_accounting(tmp_path):
         store.finish_run(run, "finished")
         store.start_run()  # killed: never finished, no evaluation
         assert 0 <= store.seconds_spent() < 5
+
+
+def test_a_run_left_running_by_a_killed_process_is_marked_killed(tmp_path):
+    path = tmp_path / "s.db"
+    with Store(path) as store:
+        store.start_run()  # killed: never finished
+    with Store(path) as store:
+        run = store.start_run()
+        store.finish_run(run, "finished")
+    rows = sqlite3.connect(path).execute("SELECT status, finished FROM runs ORDER BY id").fetchall()
+    assert [status for status, _ in rows] == ["killed", "finished"] and rows[0][1] is None

@@ -35,7 +35,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                     f"store {path} already holds campaign '{existing.meta.config['name']}'; "
                     f"continue it with `promptscout resume {path}` or pass a new --store"
                 )
-    return _run_campaign(config, Store(path), args.top)
+    created = not path.exists()
+    return _run_campaign(config, Store(path), args.top, new_store=created)
 
 
 def _print_estimate(config: Any, as_json: bool) -> int:
@@ -76,13 +77,18 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return _run_campaign(config, store, args.top)
 
 
-def _run_campaign(config: Any, store: Any, top: int) -> int:
+def _run_campaign(config: Any, store: Any, top: int, new_store: bool = False) -> int:
+    """Run (or resume) the campaign on ``store``. A ``new_store`` this run created is removed
+    again when the campaign stops on an error before anything was scored (a server that is
+    down, a searcher the model cannot serve): a failed start leaves nothing behind."""
     from promptscout.campaign import Campaign
     from promptscout.leaderboard import format_table
 
-    campaign = None
+    campaign, discard = None, False
     try:
         campaign = Campaign(config, store)
+        if config.model.served:
+            campaign.model()  # reach the server and probe it before anything else is said
         n = len(campaign.search_ids)
         note(
             f"campaign '{config.name}': task {campaign.task.name} ({n} {campaign.search_split} "
@@ -104,7 +110,13 @@ def _run_campaign(config: Any, store: Any, top: int) -> int:
             f"promptscout resume {store.path}"
         )
         return EXIT_INTERRUPTED
+    except PromptscoutError:
+        discard = new_store and store.count_evaluations() == 0
+        raise
     finally:
         if campaign is not None:
             campaign.close()
         store.close()
+        if discard:
+            for file in store.files(store.path):
+                file.unlink(missing_ok=True)

@@ -38,6 +38,16 @@ class ModelConfig:
         "top_logprobs",
         help='Served: how label words are scored: "echo" | "top_logprobs" | "generate".',
     )
+    top_logprobs: int = option(
+        20,
+        help="Served, top_logprobs scoring: next-token alternatives asked for (hosted: 20 at "
+        "most).",
+    )
+    deep_logprobs: int = option(
+        100,
+        help="Served, top_logprobs scoring: after a text where no label word is listed, ask "
+        "again for this many (0: never; a server that refuses is not asked again).",
+    )
     concurrency: int = option(8, help="Served: requests in flight.")
     timeout: float = option(60.0, help="Served: seconds per request.")
     max_retries: int = option(
@@ -72,9 +82,13 @@ class ModelConfig:
             raise OptionError(
                 "scoring", f"must be one of {', '.join(SCORING_MODES)}, got {self.scoring!r}"
             )
-        for key in ("concurrency", "max_retries"):
-            if getattr(self, key) < (1 if key == "concurrency" else 0):
-                raise OptionError(key, f"must be at least {1 if key == 'concurrency' else 0}")
+        for key, low in (("concurrency", 1), ("max_retries", 0), ("top_logprobs", 1)):
+            if getattr(self, key) < low:
+                raise OptionError(key, f"must be at least {low}")
+        if self.deep_logprobs and self.deep_logprobs <= self.top_logprobs:
+            raise OptionError(
+                "deep_logprobs", f"must be 0 or more than top_logprobs ({self.top_logprobs})"
+            )
         for key in ("timeout", "requests_per_minute", "price_per_1k_input", "price_per_1k_output"):
             if getattr(self, key) < 0 or (key == "timeout" and self.timeout == 0):
                 raise OptionError(key, f"must be {'positive' if key == 'timeout' else '0 or more'}")

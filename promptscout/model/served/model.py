@@ -15,6 +15,7 @@ import numpy as np
 from promptscout.errors import PromptscoutError
 from promptscout.model.base import LanguageModel
 from promptscout.model.served.client import ServerClient, map_concurrently
+from promptscout.model.served.errors import RefusedError
 from promptscout.model.served.options import (
     CHARS_PER_TOKEN,
     DEFAULT_CONTEXT,
@@ -51,6 +52,8 @@ class ServedModel(LanguageModel):
             word found in the list), ``first_token`` (a word of several tokens, scored by its
             first token), ``floor`` (not in the list).
         last_matches: the case of each (text, word) of the last ``top_logprobs`` call.
+        deepened: texts after which no label word was listed, asked again for a deeper list
+            (``deep_logprobs``).
         last_answers: the raw answers of the last ``generate`` scoring call.
         unparseable: ``generate`` scoring answers that named no label word.
         max_length: the context size the server reports (vLLM's ``max_model_len``), else 4096.
@@ -76,6 +79,7 @@ class ServedModel(LanguageModel):
         self.base_url = self._server.base_url
         self._lock = threading.Lock()
         self._echo_lists = False
+        self._deep_allowed = options.deep_logprobs > 0
         self._tokenizer: Tokenizer | None = None
         self._reset_counters()
         self.check()
@@ -109,8 +113,23 @@ class ServedModel(LanguageModel):
             self._echo_lists = facts.echo_lists
         self._reset_counters()
 
+    def counters(self) -> dict[str, Any]:
+        """What the server was asked and answered since the start-up check: ``requests``,
+        tokens, ``top_logprobs`` match cases (and texts asked again, ``deepened``), ``generate``
+        answers that named no label word (``unparseable``)."""
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+                "match_counts": dict(self.match_counts),
+                "deepened": self.deepened,
+                "unparseable": self.unparseable,
+            }
+
     def _reset_counters(self) -> None:
         self.requests = 0
+        self.deepened = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.tokens_forwarded = 0
@@ -140,10 +159,10 @@ class ServedModel(LanguageModel):
     @property
     def fingerprint(self) -> str:
         """A hash of what decides the scores: server URL, model id, scoring mode, chat,
-        ``top_logprobs`` (and ``max_new_tokens`` for ``generate`` scoring)."""
+        ``top_logprobs`` and ``deep_logprobs`` (and ``max_new_tokens`` for ``generate``)."""
         o = self.options
         identity: list[Any] = ["served", self.base_url, self.model_id, o.scoring, o.chat]
-        identity.append(o.top_logprobs)
+        identity += [o.top_logprobs, o.deep_logprobs]
         if o.scoring == "generate":
             identity.append(o.max_new_tokens)
         return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
@@ -188,30 +207,65 @@ class ServedModel(LanguageModel):
             tops = self._map(lambda t: server.top_chat(self._messages(t), n), texts)
         else:
             tops = self._map(lambda t: server.top(self._plain(t), n), texts)
-        matches: list[list[str]] = []
+        rows = [self._match_row(text, top, words) for text, top in zip(texts, tops, strict=True)]
+        # No label word listed after a text: every word gets the floor, a tie the objectives
+        # count as wrong. Ask for a deeper list there (the words sit just below the top 20 where
+        # the model expected other text), once per text; a server that refuses is not asked
+        # again.
+        unlisted = [i for i, row in enumerate(rows) if row and set(row[1]) == {"floor"}]
+        deepened = 0
+        if unlisted and self._deep_allowed:
+            deep = self._deeper_tops([texts[i] for i in unlisted])
+            for i, top in zip(unlisted, deep, strict=True):
+                if top:
+                    rows[i] = self._match_row(texts[i], top, words)
+                    deepened += 1
         counts = dict.fromkeys(MATCH_CASES, 0)
-        for i, (text, top) in enumerate(zip(texts, tops, strict=True)):
-            if top is None:  # the server ends the text here and lists nothing: a tie
+        for i, row in enumerate(rows):
+            if row is None:  # the server ends the text here and lists nothing: a tie
                 out[i] = MISS_SCORE
                 counts["floor"] += len(words)
-                matches.append(["floor"] * len(words))
                 continue
-            if not top:
-                raise PromptscoutError(
-                    f"{self.base_url} answered without top log-probabilities; use scoring = "
-                    '"generate"'
-                )
-            row = []
-            for c, word in enumerate(words):
-                cont = word if self.chat else continuation(text, word)
-                out[i, c], case = match_word(top, cont, self._tokenizer)
+            out[i] = row[0]
+            for case in row[1]:
                 counts[case] += 1
-                row.append(case)
-            matches.append(row)
         with self._lock:
             for case, n_case in counts.items():
                 self.match_counts[case] += n_case
-        self.last_matches = matches
+            self.deepened += deepened
+        self.last_matches = [row[1] if row else ["floor"] * len(words) for row in rows]
+
+    def _match_row(
+        self, text: str, top: list[tuple[str, float]] | None, words: list[str]
+    ) -> tuple[list[float], list[str]] | None:
+        """Each word's (score, case) from one text's top list; None where the list is None."""
+        if top is None:
+            return None
+        if not top:
+            raise PromptscoutError(
+                f'{self.base_url} answered without top log-probabilities; use scoring = "generate"'
+            )
+        matched = [
+            match_word(top, word if self.chat else continuation(text, word), self._tokenizer)
+            for word in words
+        ]
+        return [score for score, _ in matched], [case for _, case in matched]
+
+    def _deeper_tops(self, texts: list[str]) -> list[list[tuple[str, float]] | None]:
+        """The ``deep_logprobs`` top lists after ``texts``; Nones where the server refuses so
+        many (then it is not asked again)."""
+        server, n = self._server, self.options.deep_logprobs
+
+        def ask(text: str) -> list[tuple[str, float]] | None:
+            if self.chat:
+                return server.top_chat(self._messages(text), n)
+            return server.top(self._plain(text), n)
+
+        try:
+            return self._map(ask, texts)
+        except RefusedError:
+            self._deep_allowed = False
+            return [None] * len(texts)
 
     def _score_generate(self, texts: list[str], words: list[str], out: np.ndarray) -> None:
         answers = self._map(lambda t: self._generate_one(t, self.options.max_new_tokens), texts)

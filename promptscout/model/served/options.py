@@ -50,6 +50,9 @@ class ServedOptions:
         requests_per_minute: at most this many requests start per minute, evenly spaced; 0: no
             limit (the client's retries come on top; it honours a server's Retry-After).
         top_logprobs: how many next-token log-probabilities to ask for (``top_logprobs``).
+        deep_logprobs: after a text where none of the label words is listed, ask again for this
+            many (local servers allow more than hosted APIs' 20); 0, or a server that refuses:
+            every word keeps the floor, a tie.
         max_new_tokens: the answer length of ``generate`` scoring.
     """
 
@@ -62,6 +65,7 @@ class ServedOptions:
     max_retries: int = 5
     requests_per_minute: float = 0
     top_logprobs: int = 20
+    deep_logprobs: int = 100
     max_new_tokens: int = 8
 
     def __post_init__(self) -> None:
@@ -84,6 +88,7 @@ class ServedOptions:
             "max_retries": (self.max_retries, 0),
             "top_logprobs": (self.top_logprobs, 1),
             "max_new_tokens": (self.max_new_tokens, 1),
+            "deep_logprobs": (self.deep_logprobs, 0),
         }
         for field, (value, low) in limits.items():
             if value < low:

@@ -59,7 +59,9 @@ def _check_listed(server: ServerClient) -> int | None:
     """Check that the server lists the model id; the context size it lists (vLLM's
     ``max_model_len``), or None."""
     try:
-        models = list(server.client.models.list().data)
+        # One retry only: a server that is down is said in a second, not after the backoff
+        # of max_retries (which still covers every scoring request).
+        models = list(server.client.with_options(max_retries=1).models.list().data)
     except server.openai.NotFoundError as e:
         raise PromptscoutError(
             f"{server.base_url} does not answer GET /models (404): set [model] base_url to "
