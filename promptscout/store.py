@@ -25,44 +25,7 @@ from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation
 from promptscout.meta import CampaignMeta
 from promptscout.prompts import Prompt
-
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS prompts (
-    key TEXT PRIMARY KEY,
-    prompt TEXT NOT NULL,
-    searcher TEXT NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS evaluations (
-    id INTEGER PRIMARY KEY,
-    prompt_key TEXT NOT NULL REFERENCES prompts(key),
-    searcher TEXT NOT NULL,
-    split TEXT NOT NULL,
-    example_set TEXT NOT NULL,
-    record TEXT NOT NULL,
-    examples INTEGER NOT NULL,
-    tokens INTEGER NOT NULL,
-    seconds REAL NOT NULL,
-    error TEXT,
-    created REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS evaluations_by_prompt ON evaluations (prompt_key, split, example_set);
-CREATE TABLE IF NOT EXISTS searcher_states (
-    searcher TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS score_cache (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    started REAL NOT NULL,
-    finished REAL,
-    status TEXT NOT NULL
-);
-"""
+from promptscout.store_schema import SCHEMA, SCHEMA_VERSION
 
 
 def example_set_id(example_ids: Sequence[str]) -> str:
@@ -138,7 +101,7 @@ class Store:
         elif self.readonly:
             raise PromptscoutError(f"{self.path} is not a promptscout store (no meta table)")
         else:
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(SCHEMA)
             self._db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -311,7 +274,7 @@ class Store:
 
     # -- soft-prompt tensors ----------------------------------------------------------------
 
-    # Created on first use (not in _SCHEMA), so stores made before soft prompts need no migration.
+    # Created on first use (not in SCHEMA), so stores made before soft prompts need no migration.
     _SOFT_TABLE = (
         "CREATE TABLE IF NOT EXISTS soft_tensors "
         "(digest TEXT PRIMARY KEY, data BLOB NOT NULL, created REAL NOT NULL)"

@@ -123,6 +123,7 @@ class Campaign:
             _log(describe(self.config.searchers))
         searchers = []
         for position, spec in enumerate(self.config.searchers):
+            where = f"{self.config.source}:{spec.line}" if spec.line else self.config.source
             context = SearchContext(
                 self.task,
                 self.task.label_words,
@@ -136,10 +137,8 @@ class Campaign:
             try:
                 searcher = create_searcher(spec.type, spec.options, context)
             except PromptscoutError as exc:
-                where = f"{self.config.source}:{spec.line}" if spec.line else self.config.source
                 raise PromptscoutError(f"{where}: [[searchers]] {spec.type}: {exc}") from None
             if self.config.model.served and searcher.white_box:
-                where = f"{self.config.source}:{spec.line}" if spec.line else self.config.source
                 raise PromptscoutError(
                     f"{where}: [[searchers]] {spec.type}: needs the model's internals (gradients, "
                     "hidden states or its full next-token distribution), which a served model "
@@ -253,8 +252,8 @@ class Campaign:
             raise
         finally:
             self.store.finish_run(run_id, status)
-            if status != "finished":
-                self._close_observers(status)
+            for observer in self.observers if status != "finished" else ():
+                observer.closed(self, status)
         self.meta.finish(reason)
         result = CampaignResult(
             reason,
@@ -265,12 +264,8 @@ class Campaign:
         )
         for observer in self.observers:
             observer.finished(self, result)
-        self._close_observers(status)
-        return result
-
-    def _close_observers(self, status: str) -> None:
-        for observer in self.observers:
             observer.closed(self, status)
+        return result
 
     def _search(self) -> str:
         budget = Budget(self.config.budget, self.store, self.search_split, len(self.search_ids))

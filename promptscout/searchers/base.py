@@ -36,6 +36,15 @@ class SearcherConfig:
         if self.batch_size < 1:
             raise OptionError("batch_size", f"must be at least 1, got {self.batch_size}")
 
+    def reads_internals(self) -> bool:
+        """Whether these options need the model's internals (label-word search, a learned
+        verbalizer), which only in-process models give."""
+        return False
+
+    def uses_proposed_words(self, words: Sequence[str], context: SearchContext) -> bool:
+        """Whether ``words`` hold one these options picked with the training labels."""
+        return False
+
 
 @dataclass(frozen=True)
 class SearchContext:
@@ -195,14 +204,16 @@ class Searcher(ABC):
         """Whether this searcher needs the model's internals (gradients, hidden states, the
         full next-token distribution), which only in-process models give; a campaign on a served
         model refuses it at start."""
-        return self.reads_train_labels
+        return self.reads_train_labels or self.config.reads_internals()
 
     def shaped_by_train(self, prompt: Prompt) -> bool:
         """Whether ``prompt`` was shaped by the training labels beyond the demonstrations it
         shows (trained on them, or label words picked with them): its scores on the training
         examples are then no held-out evidence for the campaign's selection. :meth:`propose`
         stamps such prompts' metadata with ``train_labels``."""
-        return self.reads_train_labels
+        return self.reads_train_labels or self.config.uses_proposed_words(
+            prompt.label_words, self.context
+        )
 
     def curves(self) -> list[Curve]:
         """Training curves for the report (none by default)."""

@@ -46,6 +46,9 @@ class ManualConfig(SearcherConfig):
             raise OptionError(None, "the manual searcher needs 'templates', a list of templates")
         check_readouts(self.readouts)
 
+    def reads_internals(self) -> bool:  # a learned verbalizer reads hidden states
+        return "linear" in self.readouts
+
 
 class ManualSearcher(Searcher):
     """Asks for each (template, label words, instruction) combination once, in order."""
@@ -75,10 +78,6 @@ class ManualSearcher(Searcher):
     @property
     def exhausted(self) -> bool:
         return self._next >= len(self._prompts)
-
-    @property
-    def white_box(self) -> bool:  # a learned verbalizer reads hidden states
-        return "linear" in self.config.readouts
 
     def save(self) -> dict[str, Any]:
         return {"next": self._next}

@@ -89,6 +89,9 @@ class PromptParts(SearcherConfig):
         if self.label_word_search < 0:
             raise OptionError("label_word_search", "must be 0 or more")
 
+    def reads_internals(self) -> bool:
+        return self.label_word_search > 0 or "linear" in getattr(self, "readouts", ())
+
     def uses_proposed_words(self, words: Sequence[str], context: SearchContext) -> bool:
         """Whether ``words`` hold one that label-word search proposed (picked with the training
         labels) rather than one the campaign or ``label_word_candidates`` gave."""

@@ -116,14 +116,6 @@ class RandomSearcher(Searcher):
     def exhausted(self) -> bool:
         return self._exhausted
 
-    @property
-    def white_box(self) -> bool:  # label-word search and learned verbalizers read internals
-        readouts = getattr(self.config, "readouts", ())
-        return self.config.label_word_search > 0 or "linear" in readouts
-
-    def shaped_by_train(self, prompt: Prompt) -> bool:
-        return self.config.uses_proposed_words(prompt.label_words, self.context)
-
     def save(self) -> dict[str, Any]:
         return {
             "rng": self._rng.bit_generator.state,

@@ -363,14 +363,6 @@ class BayesianSearcher(Searcher):
     def exhausted(self) -> bool:
         return self._exhausted
 
-    @property
-    def white_box(self) -> bool:  # label-word search and learned verbalizers read internals
-        readouts = getattr(self.config, "readouts", ())
-        return self.config.label_word_search > 0 or "linear" in readouts
-
-    def shaped_by_train(self, prompt: Prompt) -> bool:
-        return self.config.uses_proposed_words(prompt.label_words, self.context)
-
     def pareto_front(self) -> list[str]:
         """Prompt keys of the best trials, best first: the Pareto front of (score, prompt
         tokens) in multi-objective mode, else the prompt(s) with the best score."""

@@ -176,14 +176,6 @@ class EvolutionarySearcher(Searcher):
     def exhausted(self) -> bool:
         return self._exhausted
 
-    @property
-    def white_box(self) -> bool:  # label-word search and learned verbalizers read internals
-        readouts = getattr(self.config, "readouts", ())
-        return self.config.label_word_search > 0 or "linear" in readouts
-
-    def shaped_by_train(self, prompt: Prompt) -> bool:
-        return self.config.uses_proposed_words(prompt.label_words, self.context)
-
     def best(self, k: int = 1) -> list[Prompt]:
         """The ``k`` best prompts ever seen (from the hall of fame), best first."""
         return [self.prompt(individual) for individual in self.hall_of_fame[:k]]
