@@ -275,8 +275,9 @@ def test_embedded_model(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("the cache should have been used")
 
     monkeypatch.setattr(embedded_mod, "_convert", no_conversion)
+    load_model(EMBEDDED_MODEL_NAME)  # first load: imports transformers' model classes
     start = time.perf_counter()
-    model = load_model(EMBEDDED_MODEL_NAME)
+    model = load_model(EMBEDDED_MODEL_NAME)  # from the safetensors cache (about 1 s here)
     assert time.perf_counter() - start < 30
     scores = model.score_labels(
         ["Review: a wonderful, moving film\nSentiment:"], ["positive", "negative"]
