@@ -16,6 +16,20 @@ MAXIMIZE = "maximize"
 MINIMIZE = "minimize"
 
 
+UNDECIDED = -1
+"""The prediction of a row whose highest output several classes share."""
+
+
+def predicted_classes(outputs: np.ndarray) -> np.ndarray:
+    """Predicted class per row: the class with the highest output, or :data:`UNDECIDED` where
+    several share the highest (a row that does not decide, e.g. a generated answer naming no
+    label word, or label words a server listed none of: it counts as wrong)."""
+    scores = np.asarray(outputs, dtype=np.float64)
+    top = scores.max(axis=1, keepdims=True)
+    decided = (scores == top).sum(axis=1) == 1
+    return np.where(decided, scores.argmax(axis=1), UNDECIDED)
+
+
 @dataclass(frozen=True)
 class ObjectiveInput:
     """Everything an objective may look at.
@@ -42,13 +56,8 @@ class ObjectiveInput:
 
     @property
     def predictions(self) -> np.ndarray:
-        """Predicted class per example: the class with the highest output, or -1 where several
-        share the highest (a row that does not decide, e.g. a generated answer naming no label
-        word, or label words a server listed none of: it counts as wrong)."""
-        scores = np.asarray(self.outputs, dtype=np.float64)
-        top = scores.max(axis=1, keepdims=True)
-        decided = (scores == top).sum(axis=1) == 1
-        return np.where(decided, scores.argmax(axis=1), -1)
+        """Predicted class per example (see :func:`predicted_classes`)."""
+        return predicted_classes(self.outputs)
 
     @property
     def class_log_probs(self) -> np.ndarray:

@@ -20,6 +20,7 @@ from promptscout.ensemble.types import Ensemble
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation
 from promptscout.leaderboard import LeaderboardEntry
+from promptscout.objectives.base import UNDECIDED, predicted_classes
 from promptscout.prompts import Prompt
 from promptscout.sections import TaskConfig
 from promptscout.store import Store
@@ -27,7 +28,6 @@ from promptscout.tasks import CONTENT_FREE_SPLIT, Example, Task
 
 MANUAL = "manual"  # the searcher type of hand-written prompts
 TEXT_CHARS = 300
-UNDECIDED = -1  # a prediction where several classes share the highest score
 
 
 def load_campaign_task(config: dict[str, Any]) -> tuple[Task | None, str | None]:
@@ -36,15 +36,6 @@ def load_campaign_task(config: dict[str, Any]) -> tuple[Task | None, str | None]
         return TaskConfig.from_stored(config["task"]).load(), None
     except PromptscoutError as exc:
         return None, str(exc)
-
-
-def predictions(outputs: np.ndarray) -> np.ndarray:
-    """Predicted class per row: the highest output, :data:`UNDECIDED` where several share it
-    (as the accuracy objective counts them: wrong)."""
-    scores = np.asarray(outputs, dtype=np.float64)
-    top = scores.max(axis=1, keepdims=True)
-    decided = (scores == top).sum(axis=1) == 1
-    return np.where(decided, scores.argmax(axis=1), UNDECIDED)
 
 
 @dataclass(frozen=True)
@@ -57,7 +48,7 @@ class Scored:
 
     @property
     def predictions(self) -> dict[str, int]:
-        return dict(zip(self.ids, predictions(self.outputs).tolist(), strict=True))
+        return dict(zip(self.ids, predicted_classes(self.outputs).tolist(), strict=True))
 
 
 def _evaluation(store: Store, key: str, split: str, ids: tuple[str, ...]) -> Evaluation | None:

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from promptscout.leaderboard import LeaderboardEntry, build_leaderboard, describe, format_value
-from promptscout.report.explain import UNDECIDED, Explanation, explain
+from promptscout.objectives.base import UNDECIDED
+from promptscout.report.explain import Explanation, explain
 from promptscout.report.figures import draw_figures
 from promptscout.report.provenance import Census, census, evidence, origin, readout
 from promptscout.sections import TaskConfig
