@@ -17,7 +17,7 @@ from promptscout.ensemble.types import Ensemble
 from promptscout.evaluation.base import Evaluation
 from promptscout.objectives.intervals import wilson_interval
 from promptscout.prompts import Prompt
-from promptscout.sections import TaskConfig
+from promptscout.sections import SERVER_OPTIONS, TaskConfig
 from promptscout.store import Store
 
 EXPORT_FORMAT = "promptscout-export/1"
@@ -267,12 +267,7 @@ def export_payload(store: Store, entries: list[LeaderboardEntry]) -> dict[str, A
         "model": {
             "name": config["model"]["name"],
             "fingerprint": meta.fingerprint,
-            # How to reach and read a served model again (never its key: only the variable).
-            **{
-                k: config["model"][k]
-                for k in ("base_url", "scoring", "chat", "api_key_env")
-                if config["model"].get(k)
-            },
+            **{k: config["model"][k] for k in SERVER_OPTIONS if config["model"].get(k)},
         },
         "task": {
             "spec": TaskConfig.from_stored(config["task"]).source,

@@ -33,11 +33,10 @@ def _evaluate_model(args: argparse.Namespace, name: str, exported: dict[str, Any
     export's; an export of a served model keeps its server settings unless flags override."""
     from promptscout.builders import load_configured_model
     from promptscout.options import OptionError
-    from promptscout.sections import ModelConfig
+    from promptscout.sections import SERVER_OPTIONS, ModelConfig
 
     stored = exported.get("model", {})
-    keys = ("base_url", "scoring", "chat", "api_key_env")
-    served = {k: stored[k] for k in keys if stored.get(k) is not None}
+    served = {k: stored[k] for k in SERVER_OPTIONS if stored.get(k) is not None}
     given = {
         "base_url": args.base_url,
         "scoring": args.scoring,

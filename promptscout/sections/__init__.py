@@ -7,7 +7,7 @@ help text); ``__post_init__`` checks values. :mod:`promptscout.config` reads a f
 from __future__ import annotations
 
 from promptscout.evaluation.racing import RacingConfig
-from promptscout.sections.model import ModelConfig, ProposerConfig
+from promptscout.sections.model import SERVER_OPTIONS, ModelConfig, ProposerConfig
 from promptscout.sections.results import (
     DEFAULT_ENSEMBLES,
     LeaderboardConfig,
@@ -40,6 +40,7 @@ SECTIONS: dict[str, type] = {"campaign": CampaignOptions, **TABLES}
 __all__ = [
     "DEFAULT_ENSEMBLES",
     "SECTIONS",
+    "SERVER_OPTIONS",
     "SPLITS",
     "TABLES",
     "BudgetConfig",

@@ -9,6 +9,10 @@ from promptscout.model import DTYPES, EMBEDDED_MODEL_NAME
 from promptscout.model.served import SCORING_MODES, SERVED_PREFIX
 from promptscout.options import OptionError, option
 
+SERVER_OPTIONS = ("base_url", "scoring", "chat", "api_key_env")
+"""The ``[model]`` options an export keeps so that ``evaluate --prompt`` reaches and reads a
+served model again (never the key itself: only the variable's name)."""
+
 
 @dataclass
 class ModelConfig:
