@@ -35,11 +35,6 @@ METRICS_PER_BATCH = 1000
 START_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
 
 
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
 def check_uri(uri: str) -> None:
     """Refuse a tracking URI whose scheme MLflow has no store for (before anything runs)."""
     scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""

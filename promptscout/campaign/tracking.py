@@ -49,7 +49,6 @@ from promptscout.campaign.mlflow_values import (
     TAG_VALUE_LIMIT,
     check_uri,
     cut_text,
-    first_line,
     flatten_config,
     metric_key,
     mlflow_limit,
@@ -57,7 +56,7 @@ from promptscout.campaign.mlflow_values import (
     sqlite_path,
 )
 from promptscout.campaign.observer import CampaignObserver
-from promptscout.errors import PromptscoutError
+from promptscout.errors import PromptscoutError, first_line
 
 if TYPE_CHECKING:
     from promptscout.campaign.loop import Campaign, CampaignResult
@@ -67,6 +66,10 @@ INSTALL = "pip install 'promptscout[mlflow]'"
 
 # Rows of the end's leaderboard logged as metrics, at most.
 FINAL_ROWS = 50
+
+
+def _reason(exc: BaseException) -> str:
+    return first_line(exc) or type(exc).__name__
 
 
 def _log(message: str) -> None:
@@ -95,7 +98,7 @@ class MlflowTracker(CampaignObserver):
                     f"[tracking] mlflow needs MLflow, which is not installed: {INSTALL}"
                 ) from None
             raise PromptscoutError(
-                f"[tracking] mlflow: MLflow does not import ({first_line(exc)}); reinstall "
+                f"[tracking] mlflow: MLflow does not import ({_reason(exc)}); reinstall "
                 f"it: {INSTALL}"
             ) from None
         self.uri = uri
@@ -120,7 +123,7 @@ class MlflowTracker(CampaignObserver):
                 raise
             except Exception as exc:
                 raise PromptscoutError(
-                    f"[tracking] mlflow: cannot track in MLflow at {self.uri}: {first_line(exc)}"
+                    f"[tracking] mlflow: cannot track in MLflow at {self.uri}: {_reason(exc)}"
                 ) from None
         campaign.meta.tracking_run = run_id
         self._client, self.run_id = client, run_id
@@ -217,7 +220,7 @@ class MlflowTracker(CampaignObserver):
             action(*args)
         except Exception as exc:
             _log(
-                f"warning: MLflow tracking stopped ({first_line(exc)}); the campaign goes on "
+                f"warning: MLflow tracking stopped ({_reason(exc)}); the campaign goes on "
                 "and keeps every result in its store"
             )
             self._client = None

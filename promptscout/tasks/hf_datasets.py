@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from promptscout.errors import PromptscoutError
+from promptscout.errors import PromptscoutError, first_line
 from promptscout.tasks._messages import _names, _show
 from promptscout.tasks.dataset_spec import DatasetSpec
 from promptscout.tasks.types import Example, Task
@@ -186,7 +186,7 @@ def _open(spec: DatasetSpec, where: str) -> dict[str, Any]:
         except (ConnectionError, TimeoutError) as exc:
             raise PromptscoutError(
                 f"{where}: no such local folder or file, and the Hugging Face hub could not be "
-                f"reached ({_first_line(exc)}); pass a local folder (save_to_disk) or data file"
+                f"reached ({_described(exc)}); pass a local folder (save_to_disk) or data file"
             ) from None
         except Exception as exc:
             raise PromptscoutError(_load_error(spec, where, local, exc)) from None
@@ -197,9 +197,9 @@ def _open(spec: DatasetSpec, where: str) -> dict[str, Any]:
     return dict(data)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+def _described(exc: BaseException) -> str:
+    line = first_line(exc)
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def _load_error(spec: DatasetSpec, where: str, local: bool, exc: Exception) -> str:
@@ -211,8 +211,8 @@ def _load_error(spec: DatasetSpec, where: str, local: bool, exc: Exception) -> s
             "hub (a gated or private one needs `hf auth login`)"
         )
     if "config" in str(exc).lower() and not spec.config and not local:
-        return f"{where}: {_first_line(exc)}; set dataset_config"
-    return f"{where}: cannot be loaded ({_first_line(exc)})"
+        return f"{where}: {_described(exc)}; set dataset_config"
+    return f"{where}: cannot be loaded ({_described(exc)})"
 
 
 def _builder(path: Path, where: str) -> tuple[str, dict[str, Any]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any, NoReturn
 
-from promptscout.errors import PromptscoutError
+from promptscout.errors import PromptscoutError, first_line
 from promptscout.model.served.options import ServedOptions
 
 
@@ -46,7 +46,7 @@ def raise_one_line(e: Exception, what: str, url: str, options: ServedOptions) ->
         reason = f"{e.status_code}: {_server_message(e)}"
         message = f"{url} answered {what} with {reason}"
     else:
-        message = f"{url}: {type(e).__name__}: {_first_line(str(e))}"
+        message = f"{url}: {type(e).__name__}: {first_line(str(e), 200)}"
     key = api_key(options)
     if key:
         message, reason = message.replace(key, "***"), reason.replace(key, "***")
@@ -75,7 +75,7 @@ def _root_cause(e: BaseException) -> str:
         return "connection refused"
     if isinstance(inner, OSError) and inner.strerror:
         return inner.strerror.lower()
-    return _first_line(str(inner)) or type(inner).__name__
+    return first_line(str(inner), 200) or type(inner).__name__
 
 
 def _server_message(e: Any) -> str:
@@ -86,12 +86,7 @@ def _server_message(e: Any) -> str:
         inner = body.get("error", body)
         for key in ("message", "detail"):
             if isinstance(inner, dict) and inner.get(key):
-                return _first_line(str(inner[key]))
+                return first_line(str(inner[key]), 200)
         if body.get("detail"):
-            return _first_line(str(body["detail"]))
-    return _first_line(str(getattr(e, "message", "") or e)) or "no message"
-
-
-def _first_line(text: str) -> str:
-    line = text.strip().splitlines()[0].strip() if text.strip() else ""
-    return line if len(line) <= 200 else line[:197] + "..."
+            return first_line(str(body["detail"]), 200)
+    return first_line(str(getattr(e, "message", "") or e), 200) or "no message"
