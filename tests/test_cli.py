@@ -201,3 +201,18 @@ def test_kill_then_resume_keeps_every_evaluation(write_campaign, tmp_path):
     assert all(after[i] == before[i] for i in before)
     assert spent == 400
     assert Path(str(store).replace(".db", ".json")).exists()
+
+
+def test_run_estimate_projects_the_examples_and_stores_nothing(capsys, write_campaign, tmp_path):
+    path = write_campaign(budget=96)
+    code, out, err = cli(capsys, "run", str(path), "--estimate", "--json")
+    assert code == 0, err
+    projected = json.loads(out)
+    # 96 search examples; selection validates its pool of 8 on the 8 training examples; the
+    # top 2 are re-scored on the 16 test examples.
+    assert projected["search_examples"] == 96
+    assert projected["validation_examples"] == 8 * 8
+    assert projected["holdout_examples"] == 2 * 16
+    assert projected["examples"] == 96 + 64 + 32
+    assert projected["examples_per_second"] > 0 and "requests" not in projected
+    assert not (tmp_path / "tiny.db").exists()

@@ -55,7 +55,8 @@ def estimate(config: CampaignConfig) -> dict[str, Any]:
     if config.model.served:
         words = len(task.label_words) if config.model.scoring == "echo" else 1
         read = sum(model.count_tokens(t) for t in texts) / max(len(texts), 1)
-        written = {"echo": 1, "top_logprobs": 1, "generate": 8}[config.model.scoring]
+        # one token per scoring request; generate writes up to its answer length
+        written = model.options.max_new_tokens if config.model.scoring == "generate" else 1
         result["requests"] = examples * words
         result["prompt_tokens"] = int(examples * words * read)
         result["completion_tokens"] = examples * words * written
