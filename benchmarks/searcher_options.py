@@ -13,6 +13,7 @@ from typing import Any
 
 TASKS = ("sst-2", "mr", "sst-5", "agnews")
 SEARCHERS = ("manual", "random", "autoprompt", "rl", "evolutionary", "bayesian", "soft")
+WRITERS = ("ape", "opro", "reflect")
 # What fits the small configuration's 30 minutes (see benchmarks/searchers.py): the hand-written
 # pool (cheap) and the two strongest black-box searchers of a measured one-seed pilot.
 SMALL = ("manual", "evolutionary", "bayesian")
@@ -123,8 +124,13 @@ class Size:
 SIZES = {
     "small": Size(TASKS, (13, 42, 87), SMALL, 384, 200, 2, 5.0, 28.0),
     "full": Size(TASKS, (13, 42, 87), SEARCHERS, 2000, 0, 3, 20.0, 10_000.0),
+    # The writers (the embedded model writes) beside the Bayesian searcher, on the three tasks
+    # whose labels are words the model knows: ~6 minutes per (task, seed) on 2 CPU cores.
+    "writers": Size(
+        ("sst-2", "mr", "agnews"), (13, 42, 87), ("bayesian", *WRITERS), 384, 200, 2, 6.0, 90.0
+    ),  # fmt: skip
     # The smoke test's size (tests/test_bench_searchers.py), for the tiny random model.
-    "tiny": Size(("sst-2",), (13, 42), ("random", "soft"), 64, 8, 2, 1.0, 5.0),
+    "tiny": Size(("sst-2",), (13, 42), ("random", "soft", "ape"), 64, 8, 2, 1.0, 5.0),
 }
 
 
@@ -167,6 +173,17 @@ def searcher_options(name: str, task: str, size: str) -> dict[str, Any]:
             "n_startup_trials": 4 if small else 10,
             **composing,
         }
+    if name in WRITERS:
+        writer = {
+            "batch_size": 2 if small else 8,
+            "templates": [parts.templates[0]],
+            # The smoke test's budget (two dev passes) leaves room for one starting prompt.
+            "instructions": [""] if size == "tiny" else ["", parts.instruction],
+            "rounds": 3,
+            "writes_per_round": 3 if small else 6,
+            "samples_per_write": 2,
+        }
+        return {**writer, "minibatch": 8} if name == "reflect" else writer
     if name == "autoprompt":
         return {
             "batch_size": 1,
@@ -209,8 +226,11 @@ def internal_train_reads(name: str, config: Any, state: dict[str, Any], n_train:
     autoprompt: per step, the gradient batch plus the current and each candidate trigger set on
     the re-scoring batch (an upper bound: examples whose triggers do not render are dropped);
     rl: per step, each sampled prompt on the reward batch (its size is in the step's record);
-    soft: one pass over train per epoch. Black-box searchers read none.
+    soft: one pass over train per epoch; writers: the training examples reflect scored for
+    feedback. Black-box searchers read none.
     """
+    if name in WRITERS:  # reflect scores parents on training minibatches for feedback
+        return int(state["writer"]["usage"]["feedback_examples"])
     if name == "autoprompt":
         grad = config.grad_batch * config.accumulation_steps
         return sum(

@@ -27,7 +27,14 @@ ROW_FIELDS = [
     "seconds",
     "stop_reason",
     "prompt",
+    # Writers only: the proposer's own calls, and what the guardrails dropped.
+    "writer_answers",
+    "writer_tokens",
+    "writer_seconds",
+    "feedback_examples",
+    "dropped_share",
 ]
+WRITER_FIELDS = ("writer_answers", "writer_tokens", "writer_seconds", "dropped_share")
 SUMMARY_FIELDS = [
     "task",
     "method",
@@ -40,6 +47,7 @@ SUMMARY_FIELDS = [
     "dev_examples_scored_mean",
     "internal_train_reads_mean",
     "seconds_mean",
+    *(f"{name}_mean" for name in WRITER_FIELDS),
 ]
 
 
@@ -75,6 +83,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     [r.get("internal_train_reads") for r in group]
                 )[0],
                 "seconds_mean": mean_std([r["seconds"] for r in group])[0],
+                **{f"{n}_mean": mean_std([r.get(n) for r in group])[0] for n in WRITER_FIELDS},
             }
         )
     return summary
@@ -137,6 +146,29 @@ def by_task(summary: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def writer_table(summary: Sequence[dict[str, Any]]) -> list[str]:
+    """The writers' own cost per task (means over seeds), where any writer ran."""
+    rows = [s for s in summary if s.get("writer_answers_mean") is not None]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "The writers' own proposer calls (apart from the search budget), means over seeds:",
+        "",
+        "| task | writer | answers written | proposer tokens | proposer s | "
+        "dropped by guardrails |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in rows:
+        dropped = s["dropped_share_mean"]
+        lines.append(
+            f"| {s['task']} | {s['method']} | {_num(s['writer_answers_mean'])} | "
+            f"{_num(s['writer_tokens_mean'])} | {_num(s['writer_seconds_mean'], 1)} | "
+            f"{'-' if dropped is None else f'{100 * dropped:.0f}%'} |"
+        )
+    return lines
+
+
 def _acc(mean: float | None, std: float | None, digits: int = 4) -> str:
     if mean is None:
         return "-"
@@ -181,7 +213,7 @@ def markdown(
             f"{_num(s['seconds_mean'], 1)} | {s['seeds']} |"
         )
     lines += ["", "Test accuracy of the selected prompt (of the ensemble), by task:", ""]
-    lines += [*by_task(summary), "", *verdicts(summary)]
+    lines += [*by_task(summary), *writer_table(summary), "", *verdicts(summary)]
     lines += [f"Note: {n}" for n in notes]
     return "\n".join(lines) + "\n"
 

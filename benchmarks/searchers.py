@@ -219,8 +219,25 @@ def run_campaign(
         "seconds": round(seconds, 1),
         "stop_reason": result.stop_reason,
         "prompt": describe(best.prompt, width=160) if best else "",
+        **writer_costs(searcher.notes()),
     }
     return row, extra
+
+
+def writer_costs(notes: dict[str, Any]) -> dict[str, Any]:
+    """A writer's own model calls (apart from the search budget) and the share of its
+    proposals the guardrails dropped; nothing for other searchers."""
+    writing = notes.get("writing")
+    if not writing:
+        return {}
+    proposals = writing["proposals"]
+    return {
+        "writer_answers": writing["writes"],
+        "writer_tokens": writing["tokens"],
+        "writer_seconds": round(writing["seconds"], 1),
+        "feedback_examples": writing["feedback_examples"],
+        "dropped_share": round(1 - writing["kept"] / proposals, 3) if proposals else None,
+    }
 
 
 def icl_rows(
@@ -354,7 +371,8 @@ def main(argv: list[str] | None = None, model: LanguageModel | None = None) -> l
         "--config",
         choices=sorted(SIZES),
         default="small",
-        help="small (default, ~26 min on 2 CPU cores) or full; tiny: the smoke test's",
+        help="small (default, ~26 min on 2 CPU cores), writers (the LLM writers beside "
+        "bayesian, ~55 min) or full; tiny: the smoke test's",
     )
     parser.add_argument("--model", default=EMBEDDED_MODEL_NAME)
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")

@@ -65,6 +65,9 @@ class LeaderboardEntry:
             "searcher": self.searcher,
             "kind": self.kind,
             "key": self.prompt.key,
+            "parents": list(self.prompt.metadata.get("parents") or [])
+            if isinstance(self.prompt, Prompt)
+            else [],
             "prompt": self.prompt.to_dict(),
             "dev": self.dev,
             "test": self.test,

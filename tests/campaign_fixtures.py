@@ -119,10 +119,10 @@ def saved_state(config: CampaignConfig, searcher: str) -> dict | None:
         return store.searcher_state(searcher)
 
 
-def run_campaign(config, **kwargs) -> list[tuple]:
+def run_campaign(config, campaign_class=Campaign, **kwargs) -> list[tuple]:
     """Run (or resume) a campaign in-process; its leaderboard as (key, dev, test) rows."""
     with Store(config.store_path) as store:
-        campaign = Campaign(config, store, progress=False, **kwargs)
+        campaign = campaign_class(config, store, progress=False, **kwargs)
         try:
             campaign.run()
         finally:

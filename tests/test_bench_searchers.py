@@ -41,7 +41,7 @@ def test_tiny_run_writes_rows_summary_and_table(
     table = capsys.readouterr().out
 
     baselines = ["hand-written (best of 3 by dev)", "ICL (4 random demos)"]
-    methods = [*baselines, "random", "soft"]
+    methods = [*baselines, "random", "soft", "ape"]
     stored = read_csv(tmp_path / "searchers-tiny.csv")
     assert [(r["seed"], r["method"]) for r in stored] == [
         (seed, m) for seed in ("13", "42") for m in methods
@@ -53,11 +53,16 @@ def test_tiny_run_writes_rows_summary_and_table(
     searcher_rows = [r for r in stored if r["kind"] == "searcher"]
     # The same budget for every searcher: 2 passes over the 32 dev examples, never more.
     assert all(0 < int(r["dev_examples_scored"]) <= 64 for r in searcher_rows)
-    # Two finalists each, so every searcher has its average ensemble on test.
-    assert all(r["ensemble_test_accuracy"] for r in searcher_rows)
+    # Two finalists each, so every searcher has its average ensemble on test (but the writer:
+    # the tiny model's writing is mostly dropped, so it may rank its one starting prompt only).
+    assert all(r["ensemble_test_accuracy"] for r in searcher_rows if r["method"] != "ape")
     reads = {r["method"]: int(r["internal_train_reads"]) for r in searcher_rows}
     assert reads["soft"] > 0 and reads["soft"] % 32 == 0  # whole epochs over 32 train examples
     assert reads["random"] == 0
+    # The writer's own proposer calls are counted apart (the tiny model writes junk: dropped).
+    ape = [r for r in searcher_rows if r["method"] == "ape"]
+    assert all(int(r["writer_answers"]) > 0 and float(r["dropped_share"]) > 0.5 for r in ape)
+    assert all(r["writer_answers"] == "" for r in searcher_rows if r["method"] != "ape")
 
     summary = read_csv(tmp_path / "searchers-tiny-summary.csv")
     assert [s["method"] for s in summary] == methods
@@ -66,6 +71,7 @@ def test_tiny_run_writes_rows_summary_and_table(
     assert markdown in table
     assert "benchmarks/searchers.py --config tiny" in markdown
     assert "| sst-2 | soft |" in markdown and "Acceptance" in markdown
+    assert "| sst-2 | ape |" in markdown and "dropped by guardrails" in markdown
 
 
 def test_same_command_same_numbers(

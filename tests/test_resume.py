@@ -15,7 +15,9 @@ the curve the report reads) are in :data:`CHECKS`.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,9 @@ from typing import Any
 import optuna
 import pytest
 from campaign_fixtures import RACING, campaign_text, dying_factory, run_campaign, saved_state
+from writer_fixtures import GOOD, SeededProposer, WriterCampaign
 
+from promptscout.campaign import Campaign
 from promptscout.config import CampaignConfig, load_config
 from promptscout.report import searcher_curves
 from promptscout.searchers import SEARCHERS
@@ -40,6 +44,7 @@ class Case:
         budget: Examples scored on the search split (8 per complete candidate).
         kills: The evaluations at which a killed run dies, each one test.
         beside: Other searchers of the campaign (type -> options), taking turns after it.
+        proposer: Makes the campaign's ``[proposer]`` (writers; None: the campaign's model).
     """
 
     type: str
@@ -47,9 +52,22 @@ class Case:
     budget: int
     kills: tuple[int, ...]
     beside: dict[str, dict[str, Any]] = field(default_factory=dict)
+    proposer: Callable[[], Any] | None = None
+
+    def campaign_class(self) -> Any:
+        """What runs this case's campaign: a campaign writing with its own proposer, if any
+        (a fresh one per run, as a restarted process has)."""
+        if self.proposer is None:
+            return Campaign
+        return functools.partial(WriterCampaign, proposer=self.proposer())
 
 
 TEMPLATES = ["Review: {text}\nSentiment:", "{text} It was", "Text: {text} Answer:"]
+# What the writers' seeded stand-in proposer answers: instructions, a diagnosis, and junk the
+# guardrails drop.
+WRITTEN = [*GOOD, *(f"Judge the review, way {i}." for i in range(12)), "", "good", "It was bad"]
+WRITER = {"batch_size": 3, "rounds": 3, "writes_per_round": 2, "samples_per_write": 2,
+          "templates": TEMPLATES[:2], "instructions": ["", "Classify the review."]}  # fmt: skip
 
 # One case per registered searcher (two for evolutionary: GA and DE). Label words, trigger
 # counts and learning rates are left at their defaults (the campaign's label words).
@@ -101,6 +119,12 @@ CASES: dict[str, Case] = {
         budget=400,
         kills=(7, 13),
     ),
+    "ape": Case("ape", WRITER, budget=200, kills=(14, 26),
+                proposer=lambda: SeededProposer(WRITTEN)),
+    "opro": Case("opro", WRITER, budget=200, kills=(14, 26),
+                 proposer=lambda: SeededProposer(WRITTEN)),
+    "reflect": Case("reflect", {**WRITER, "minibatch": 4, "merge_every": 2}, budget=200,
+                    kills=(14, 26), proposer=lambda: SeededProposer(WRITTEN)),
 }  # fmt: skip
 
 
@@ -142,8 +166,8 @@ def straight(case_campaign, tmp_path_factory):
     def get(case_id: str) -> Straight:
         if case_id not in runs:
             config = case_campaign(case_id, folder / f"{case_id}.db")
-            board = run_campaign(config)
             case = CASES[case_id]
+            board = run_campaign(config, case.campaign_class())
             runs[case_id] = Straight(config, board, saved_state(config, case.type), case)
         return runs[case_id]
 
@@ -160,6 +184,10 @@ def same_state(a: dict | None, b: dict | None) -> bool:
 
 class Checks:
     """Extra checks of one case, beyond the shared ones (none by default)."""
+
+    def comparable(self, state: dict | None) -> dict | None:
+        """The part of a saved state a resumed run must reproduce (all of it by default)."""
+        return state
 
     def straight(self, run: Straight) -> None:
         """On the straight run."""
@@ -245,7 +273,27 @@ class SoftChecks(Checks):
             assert len(softs) > 3 and all(store.has_soft(digest) for digest in softs)
 
 
+class WriterChecks(Checks):
+    """Written prompts were scored; the proposer's seconds (wall time) are the one part of the
+    state a resumed run does not reproduce; its calls, tokens and drops it does."""
+
+    def comparable(self, state):
+        usage = {k: v for k, v in state["writer"]["usage"].items() if k != "seconds"}
+        return {**state, "writer": {**state["writer"], "usage": usage}}
+
+    def straight(self, run):
+        assert run.state["round"] >= 2 and run.state["writer"]["usage"]["writes"] > 0
+        assert run.state["guard"]["kept"] > 0 and run.state["guard"]["dropped"]
+
+    def killed(self, run, killed):
+        state = saved_state(killed, run.case.type)
+        assert state["writer"]["usage"]["writes"] <= run.state["writer"]["usage"]["writes"]
+
+
 CHECKS: dict[str, Checks] = {
+    "ape": WriterChecks(),
+    "opro": WriterChecks(),
+    "reflect": WriterChecks(),
     "bayesian": BayesianChecks(),
     "evolutionary": EvolutionaryChecks(),
     "evolutionary-de": EvolutionaryChecks(),
@@ -289,7 +337,7 @@ def test_killed_campaign_resumes_to_the_straight_run(case_id, kill, straight, ca
     killed = case_campaign(case_id, tmp_path / "killed.db")
 
     with pytest.raises(KeyboardInterrupt):
-        run_campaign(killed, evaluator_factory=dying_factory(kill))
+        run_campaign(killed, run.case.campaign_class(), evaluator_factory=dying_factory(kill))
     with Store(killed.store_path, readonly=True) as store:
         assert store.count_evaluations() == kill - 1
         assert store.meta.cursor.n is not None  # mid-batch: an ask was in flight
@@ -298,6 +346,7 @@ def test_killed_campaign_resumes_to_the_straight_run(case_id, kill, straight, ca
     assert not same_state(at_kill, run.state)  # ... and before the searcher's end
     checks.killed(run, killed)
 
-    assert run_campaign(killed) == run.board  # resume
-    assert same_state(saved_state(killed, run.case.type), run.state)
+    assert run_campaign(killed, run.case.campaign_class()) == run.board  # resume
+    assert same_state(checks.comparable(saved_state(killed, run.case.type)),
+                      checks.comparable(run.state))  # fmt: skip
     checks.resumed(run, killed)

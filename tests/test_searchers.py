@@ -33,7 +33,13 @@ OPTIONS = {
     "soft": {"vectors": 4, "patience": 3},
     "autoprompt": {"iterations": 30, "candidates": 4, "grad_batch": 4, "eval_examples": 4},
     "rl": {"steps": 8, "train_examples": 4, "greedy_every": 3},
-}
+    # Writers write with the tiny model (junk, mostly dropped): the starting pool carries them.
+    **{
+        writer: {"instructions": ["", "Classify the review.", "Is it good?"], "rounds": 2,
+                 "writes_per_round": 2, "max_new_tokens": 12}
+        for writer in ("ape", "opro", "reflect")
+    },
+}  # fmt: skip
 
 # White-box searchers (gradients, soft prompts) read the tiny random causal model.
 MODEL: list = []

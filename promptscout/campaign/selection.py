@@ -3,7 +3,8 @@
 After the search, the best ``pool`` candidates by the search split are compared again on more
 evidence than the 32-odd search examples that chose them (and that every search step has been
 fitting): each is also scored on the training examples it never learned from — all of them but
-its own demonstrations — unless its searcher shaped it with the training labels (gradient, RL
+its own demonstrations and the examples its writer read (a writer searcher's ``train_read``
+note) — unless its searcher shaped it with the training labels (gradient, RL
 and soft-prompt searchers, label-word search). A learned verbalizer is scored on a training
 example by a head fitted on the other folds only (:mod:`promptscout.evaluation.readout`), so it
 is validated there too.
@@ -73,9 +74,10 @@ class Evidence:
 
 
 def validation_ids(task: Task, prompt: Prompt) -> tuple[str, ...]:
-    """The training examples a prompt never learned from: all but its demonstrations."""
-    demos = set(prompt.demos)
-    return tuple(e.id for e in task.train if e.id not in demos)
+    """The training examples a prompt never learned from: all but its demonstrations and the
+    examples its writer read (a writer's ``train_read`` note)."""
+    seen = set(prompt.demos) | {str(i) for i in prompt.metadata.get("train_read") or ()}
+    return tuple(e.id for e in task.train if e.id not in seen)
 
 
 def select(

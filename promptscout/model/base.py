@@ -131,12 +131,27 @@ class LanguageModel(ABC):
         raise PromptscoutError(f"model '{self.name}' exposes no vocabulary")
 
     @abstractmethod
-    def generate(self, texts: Sequence[str], max_new_tokens: int = 32) -> list[str]:
-        """Greedy continuation of each text: only the new text, special tokens removed.
+    def generate(
+        self,
+        texts: Sequence[str],
+        max_new_tokens: int = 32,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> list[str]:
+        """Continuation of each text: only the new text, special tokens removed.
+
+        Greedy at ``temperature`` 0; sampled above it, deterministic given ``seed`` (the call's
+        texts are different draws, so the same text twice in one call gives two samples).
 
         Raises:
             PromptscoutError: the model cannot generate (a masked LM).
         """
+
+    @property
+    def takes_chat(self) -> bool:
+        """Whether a :func:`~promptscout.prompts.chat_text` prompt reaches this model as chat
+        messages (a tokenizer chat template in-process, ``chat`` on a served model)."""
+        return self.chat
 
     @abstractmethod
     def tokenize(self, text: str) -> list[int]:

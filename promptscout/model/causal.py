@@ -178,8 +178,16 @@ class CausalLM(HFLanguageModel):
 
     # -- generation ----------------------------------------------------------------------------
 
-    def generate(self, texts: Sequence[str], max_new_tokens: int = 32) -> list[str]:
-        """Greedy continuation of each text (batched with left padding).
+    def generate(
+        self,
+        texts: Sequence[str],
+        max_new_tokens: int = 32,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> list[str]:
+        """Continuation of each text (batched with left padding): greedy, or sampled at
+        ``temperature`` from torch's generator seeded with ``seed`` (forked, so the caller's
+        random state is untouched).
 
         Returns only the new text, decoded without special tokens (whitespace kept as generated).
         ``tokens_forwarded`` grows by the prompt tokens plus the generated tokens.
@@ -189,14 +197,16 @@ class CausalLM(HFLanguageModel):
         texts = [self._plain(t) for t in texts]
         prompts = [self._fit(self._text_ids(t), self.max_length - max_new_tokens) for t in texts]
         eos = self.hf_model.generation_config.eos_token_id
+        sampled = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
         config = GenerationConfig(
-            do_sample=False,
+            **(sampled if temperature > 0 else {"do_sample": False}),
             max_new_tokens=max_new_tokens,
             pad_token_id=self.pad_id,
             eos_token_id=eos if eos is not None else self.tokenizer.eos_token_id,
         )
         out = [""] * len(texts)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.random.fork_rng(devices=self._rng_devices()):
+            torch.manual_seed(seed)
             for batch in self._batches([len(p) for p in prompts]):
                 ids, mask = self._pad([prompts[i] for i in batch], left=True)
                 gen = self.hf_model.generate(
@@ -207,3 +217,8 @@ class CausalLM(HFLanguageModel):
                 for b, i in enumerate(batch):
                     out[i] = self.tokenizer.decode(new[b].tolist(), skip_special_tokens=True)
         return out
+
+    def _rng_devices(self) -> list[int]:
+        """The CUDA devices whose random state sampling touches (none on CPU)."""
+        device = self.hf_model.device
+        return [device.index or 0] if device.type == "cuda" else []

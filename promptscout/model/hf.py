@@ -113,6 +113,10 @@ class HFLanguageModel(LanguageModel):
             self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         )
 
+    @property
+    def takes_chat(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
     def tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 

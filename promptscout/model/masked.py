@@ -104,7 +104,13 @@ class MaskedLM(HFLanguageModel):
         rows, positions = zip(*(self._row(t, 1) for t in texts), strict=True) if texts else ((), ())
         return self._hidden_at(list(rows), list(positions))
 
-    def generate(self, texts: Sequence[str], max_new_tokens: int = 32) -> list[str]:
+    def generate(
+        self,
+        texts: Sequence[str],
+        max_new_tokens: int = 32,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> list[str]:
         """Masked LMs do not generate.
 
         Raises:

@@ -14,6 +14,7 @@ from promptscout.leaderboard import LeaderboardEntry, build_leaderboard, describ
 from promptscout.objectives.base import UNDECIDED
 from promptscout.report.explain import Explanation, explain
 from promptscout.report.figures import draw_figures
+from promptscout.report.lineage import Node, family_tree, winner, writing_notes
 from promptscout.report.provenance import Census, census, evidence, origin, readout
 from promptscout.sections import TaskConfig
 from promptscout.store import Store
@@ -197,6 +198,65 @@ def provenance_section(store: Store, entries: list[LeaderboardEntry], counted: C
     )
 
 
+def _tree(node: Node) -> str:
+    rank = f"#{node.rank}" if node.rank else "unranked"
+    line = (
+        f"<b>{_e(node.operator or 'proposed')}</b> by {_e(node.searcher)} ({_e(rank)}, "
+        f"search score {_e(node.score)}): <code>{_e(node.text)}</code>"
+    )
+    if node.feedback:
+        line += f'<br><span class="note">feedback: {_e(node.feedback)}</span>'
+    if node.hidden:
+        line += f'<br><span class="note">{node.hidden} more parent(s) not drawn</span>'
+    below = "".join(_tree(parent) for parent in node.parents)
+    return f"<li>{line}{f'<ul>{below}</ul>' if below else ''}</li>"
+
+
+def lineage_section(store: Store, entries: list[LeaderboardEntry]) -> str:
+    """The family tree of the best-ranked written prompt, and what the writers spent and
+    dropped."""
+    found, writers = winner(entries), writing_notes(store)
+    if found is None and not writers:
+        return ""
+    parts = ['<h2 id="lineage">Lineage of written prompts</h2>']
+    if found is not None:
+        entry, prompt = found
+        whose = "the pick" if entry.rank == 1 else f"leaderboard #{entry.rank}"
+        if prompt.key != entry.prompt.key:
+            whose += "'s best-ranked member with parents"
+        parts.append(
+            f"<p>The family tree of {_e(whose)}: each prompt, then the parents it was written "
+            "from, with the operator that made it, its search-split score and the feedback "
+            "it was written from.</p>"
+        )
+        parts.append(f'<ul class="lineage">{_tree(family_tree(store, prompt, entries))}</ul>')
+    if writers:
+        rows = []
+        for name, n in writers:
+            dropped = n.get("dropped") or {}
+            reasons = ", ".join(f"{r}: {c}" for r, c in sorted(dropped.items())) or "none"
+            rows.append(
+                [
+                    _e(name),
+                    f"#{n.get('calls', 0)}",
+                    f"#{n.get('writes', 0)}",
+                    f"#{n.get('tokens', 0):,}",
+                    f"#{float(n.get('seconds', 0)):.1f}",
+                    f"#{n.get('feedback_examples', 0)}",
+                    f"#{n.get('proposals', 0)}",
+                    f"#{n.get('kept', 0)}",
+                    _e(reasons),
+                ]  # fmt: skip
+            )
+        head = ["writer", "meta-prompts sent", "answers", "tokens", "seconds",
+                "feedback examples scored", "proposals", "kept", "dropped, by reason"]  # fmt: skip
+        parts.append(
+            "<p>What the writers' own model calls cost (apart from the search budget) and what "
+            "their guardrails dropped before scoring:</p>" + _table(head, rows, "writing")
+        )
+    return "".join(parts)
+
+
 def census_section(store: Store, counted: Census) -> str:
     """How many candidates were scored, and why only some are ranked."""
     meta = store.meta
@@ -241,6 +301,7 @@ def render(store: Store, figures: dict[str, Path], found: Explanation) -> str:
             title = TITLES.get(name, f"Training curve: {name.removeprefix('curve-')}")
             sections.append(f"<h2>{_e(title)}</h2>{_image(png, title)}")
     state = "" if store.meta.finished else " (not finished)"
+    lineage = lineage_section(store, every)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>promptscout: {_e(config["name"])}</title>
 <style>{STYLE}</style>
@@ -255,12 +316,15 @@ def render(store: Store, figures: dict[str, Path], found: Explanation) -> str:
 Test intervals are 95% (Wilson for accuracy, bootstrap otherwise); examples is what a row cost
 (an ensemble's members' scoring); a weighted ensemble's dev values are cross-validated.</p>
 <p>Contents: <a href="#why">why the pick wins</a>, <a href="#leaderboard">leaderboard</a>,
-<a href="#origins">where the finalists came from</a>, <a href="#scored">what was scored</a>,
+<a href="#origins">where the finalists came from</a>,{
+        ' <a href="#lineage">lineage of written prompts</a>,' if lineage else ""
+    } <a href="#scored">what was scored</a>,
 <a href="#figures">figures</a>.</p>
 {why_section(found, store, figures)}
 <h2 id="leaderboard">Leaderboard</h2>
 {leaderboard_table(entries, names)}
 {provenance_section(store, every, counted)}
+{lineage}
 {census_section(store, counted)}
 <div id="figures">{"".join(sections)}</div>
 </body></html>

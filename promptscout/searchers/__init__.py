@@ -21,6 +21,7 @@ from promptscout.searchers.manual import ManualSearcher
 from promptscout.searchers.prompt_tuning import SoftSearcher
 from promptscout.searchers.random_search import RandomSearcher
 from promptscout.searchers.rl import RLSearcher
+from promptscout.searchers.writers import ApeSearcher, OproSearcher, ReflectSearcher
 
 __all__ = [
     "SEARCHERS",
@@ -50,6 +51,9 @@ register_searcher(SoftSearcher)
 register_searcher(EvolutionarySearcher)
 register_searcher(AutoPromptSearcher)
 register_searcher(RLSearcher)
+register_searcher(ApeSearcher)
+register_searcher(OproSearcher)
+register_searcher(ReflectSearcher)
 
 
 def available_searchers() -> list[str]:

@@ -141,8 +141,9 @@ class Searcher(ABC):
           before are told from the store, so duplicates cost nothing.
         * ``save()`` returns JSON-ready data from which ``restore`` rebuilds the searcher
           exactly; deterministic given :attr:`SearchContext.seed` and the ``tell`` calls.
-        * Optional reporting hooks: :meth:`curves` (training curves the report draws) and
-          :attr:`best_prompt` (what the searcher itself considers its best so far).
+        * Optional reporting hooks: :meth:`curves` (training curves the report draws),
+          :meth:`notes` (plain data about its own work) and :attr:`best_prompt` (what the
+          searcher itself considers its best so far).
 
     What the base class owns (the campaign calls these):
         * :meth:`propose`: ``ask`` with every prompt stamped with the searcher's name;
@@ -219,6 +220,12 @@ class Searcher(ABC):
         """Training curves for the report (none by default)."""
         return []
 
+    def notes(self) -> dict[str, Any]:
+        """Plain data about the searcher's own work for the report, by topic (e.g. a writer's
+        ``"writing"``: its proposer's calls, tokens, seconds and dropped proposals); none by
+        default."""
+        return {}
+
     @property
     def best_prompt(self) -> Prompt | None:
         """The searcher's own pick so far, if it keeps one in :attr:`best_so_far` (the campaign
@@ -259,6 +266,7 @@ class Searcher(ABC):
         return {
             "curves": [c.to_dict() for c in self.curves()],
             "best": best.to_dict() if best is not None else None,
+            **({"notes": self.notes()} if self.notes() else {}),
         }
 
 

@@ -94,25 +94,35 @@ class ServerClient:
         self._on_usage(prompt, completion)
         return answer
 
-    def complete(self, prompt: str, max_new_tokens: int) -> str:
-        """Greedy (``temperature: 0``) completion of a plain text; only the new text."""
+    def complete(
+        self, prompt: str, max_new_tokens: int, temperature: float = 0.0, seed: int | None = None
+    ) -> str:
+        """Completion of a plain text (greedy at ``temperature`` 0); only the new text."""
         answer = self.request(
             "completions",
             prompt=prompt,
             max_tokens=max_new_tokens,
-            temperature=0,
+            temperature=temperature,
+            **({"seed": seed} if seed is not None else {}),
         )
         if not answer.choices:
             raise PromptscoutError(f"{self.base_url} returned no completion")
         return answer.choices[0].text or ""
 
-    def reply(self, messages: list[dict[str, str]], max_new_tokens: int) -> str:
-        """Greedy (``temperature: 0``) assistant reply to chat messages."""
+    def reply(
+        self,
+        messages: list[dict[str, str]],
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        seed: int | None = None,
+    ) -> str:
+        """Assistant reply to chat messages (greedy at ``temperature`` 0)."""
         answer = self.request(
             "chat",
             messages=messages,
             max_tokens=max_new_tokens,
-            temperature=0,
+            temperature=temperature,
+            **({"seed": seed} if seed is not None else {}),
         )
         return (answer.choices[0].message.content or "") if answer.choices else ""
 

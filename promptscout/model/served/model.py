@@ -283,19 +283,30 @@ class ServedModel(LanguageModel):
 
     # -- generation ----------------------------------------------------------------------------
 
-    def generate(self, texts: Sequence[str], max_new_tokens: int = 32) -> list[str]:
-        """Greedy (``temperature: 0``) continuation of each text: completions, or chat
-        completions with ``chat``; only the new text.
+    def generate(
+        self,
+        texts: Sequence[str],
+        max_new_tokens: int = 32,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> list[str]:
+        """Continuation of each text: completions, or chat completions with ``chat``; only the
+        new text. Greedy at ``temperature`` 0; sampled above it, text ``i`` with the request
+        seed ``seed + i`` (servers that honour ``seed`` then answer alike every time).
 
         Raises:
             PromptscoutError: a request still failed after the client's retries.
         """
-        return self._map(lambda t: self._generate_one(t, max_new_tokens), list(texts))
+        jobs = [(t, temperature, seed + i) for i, t in enumerate(texts)]
+        return self._map(lambda job: self._generate_one(job[0], max_new_tokens, *job[1:]), jobs)
 
-    def _generate_one(self, text: str, max_new_tokens: int) -> str:
+    def _generate_one(
+        self, text: str, max_new_tokens: int, temperature: float = 0.0, seed: int = 0
+    ) -> str:
+        sampling = {"temperature": temperature, "seed": seed} if temperature > 0 else {}
         if self.chat:
-            return self._server.reply(self._messages(text), max_new_tokens)
-        return self._server.complete(self._plain(text), max_new_tokens)
+            return self._server.reply(self._messages(text), max_new_tokens, **sampling)
+        return self._server.complete(self._plain(text), max_new_tokens, **sampling)
 
     # -- texts and tokens ----------------------------------------------------------------------
 

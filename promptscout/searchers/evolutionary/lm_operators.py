@@ -2,7 +2,8 @@
 
 The model paraphrases one phrase, or crosses two instructions into a new one. A 135M model
 often answers with something else (a label, an empty line, a repeat of the input, a sentence cut
-off by the token limit), so every answer is cleaned and checked (:func:`clean`); an unusable
+off by the token limit), so every answer is cleaned and checked
+(:func:`~promptscout.searchers.written_text.clean`); an unusable
 answer returns None and the caller falls back to a symbolic operator. Answers are cached by the
 exact text the model read, and the cache is part of the searcher's saved state, so a resumed
 campaign never asks the model again for what it already answered.
@@ -10,58 +11,21 @@ campaign never asks the model again for what it already answered.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from promptscout.searchers.written_text import clean
 
 if TYPE_CHECKING:
     from promptscout.model import LanguageModel
+
+__all__ = ["CROSS", "PARAPHRASE", "LMOperators", "clean"]
 
 PARAPHRASE = "Rewrite this instruction in other words: {text}\nRewritten:"
 CROSS = (
     "Combine these two instructions into one new instruction.\n"
     "Instruction 1: {first}\nInstruction 2: {second}\nNew instruction:"
 )
-# What an answer may start with that is not part of it: a field name the prompt suggests, a
-# list marker, quotes.
-_LEAD = re.compile(
-    r"^(?:(?:rewritten|new instruction|instruction(?: \d)?|answer|output|sentence)\s*:\s*|"
-    r"[-*\u2022]\s+|\d+[.)]\s+)",
-    re.IGNORECASE,
-)
-_QUOTES = "\"'`\u201c\u201d\u2018\u2019"
-_FORBIDDEN = ("{", "}", "[T]", "[P]", "<", ">", "http")
-_ENDS = (".", "!", "?")
-
-
-def clean(answer: str, inputs: Sequence[str], max_words: int = 40) -> str | None:
-    """The usable instruction in a model's answer, or None.
-
-    Takes the first non-empty line, strips a leading field name, list marker and quotes, cuts a
-    sentence that the token limit cut off back to its last full sentence, and rejects what is
-    too short (under 3 words), too long, holds template syntax or markup, repeats an input, or
-    is not printable text. A kept answer ends with sentence punctuation.
-    """
-    lines = answer.splitlines()
-    first = next((i for i, line in enumerate(lines) if line.strip()), None)
-    if first is None:
-        return None
-    text = lines[first].strip()
-    # Nothing after it and no closing quote: the token limit may have ended it mid-sentence.
-    cut_off = first == len(lines) - 1 and not text.endswith(tuple(_QUOTES))
-    for _ in range(3):
-        text = _LEAD.sub("", text).strip().strip(_QUOTES).strip()
-    if cut_off and not text.endswith(_ENDS):
-        ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", text)]
-        text = text[: ends[-1]] if ends else ""
-    words = text.split()
-    if not 3 <= len(words) <= max_words or not text.isprintable():
-        return None
-    if any(bad in text for bad in _FORBIDDEN) or text.endswith(":"):
-        return None
-    if text.casefold().rstrip(".!?") in {i.casefold().rstrip(".!?") for i in inputs}:
-        return None
-    return text if text.endswith(_ENDS) else text + "."
 
 
 class LMOperators:
