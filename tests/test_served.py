@@ -216,6 +216,18 @@ def test_concurrency_gives_the_same_scores_and_counters_count(llama_server, dev_
 
 
 @integration
+def test_sampled_generation_is_seeded_per_text(llama_server):
+    """What the writer searchers rely on: the same seed gives the same samples (text i asks
+    with seed + i, so one text twice gives two draws), another seed others."""
+    model = served(llama_server, concurrency=2)
+    texts = ["Write one instruction for a sentiment classifier:"] * 3
+    first = model.generate(texts, 12, temperature=1.0, seed=11)
+    assert first == model.generate(texts, 12, temperature=1.0, seed=11)
+    assert len(set(first)) > 1
+    assert first != model.generate(texts, 12, temperature=1.0, seed=12)
+
+
+@integration
 def test_identity_and_white_box_refusals(llama_server):
     model = served(llama_server)
     assert model.kind == "served" and model.max_length == 4096

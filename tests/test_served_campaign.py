@@ -121,3 +121,46 @@ def test_a_white_box_searcher_is_refused_and_leaves_no_store(
     line = error_line(capsys, ["run", str(path)])
     assert "[[searchers]] autoprompt: needs the model's internals" in line
     assert not any(f.exists() for f in Store.files(tmp_path / "wb.db"))
+
+
+WRITERS = """
+[[searchers]]
+type = "opro"
+batch_size = 2
+templates = ["Review: {text}\\nSentiment:"]
+instructions = ["", "Judge the review."]
+rounds = 1
+writes_per_round = 2
+samples_per_write = 2
+max_new_tokens = 24
+
+[[searchers]]
+type = "reflect"
+batch_size = 2
+templates = ["Review: {text}\\nSentiment:"]
+instructions = ["Say if the review is good or bad."]
+rounds = 1
+writes_per_round = 2
+minibatch = 4
+merge_every = 0
+max_new_tokens = 24
+"""
+
+
+def test_a_served_model_writes_for_the_writers(llama_server, tiny_task_dir, tmp_path):
+    """The served model is scorer and proposer: opro's seeded samples and reflect's scoring of
+    its parent's training minibatch go through the server, and each writer's usage counts them
+    apart from the search budget."""
+    path = served_campaign(tmp_path, llama_server.base_url, tiny_task_dir, "writers", WRITERS)
+    config = load_config(path)
+    config.budget.examples = 400
+    run_campaign(config)
+    with Store(config.store_path, readonly=True) as store:
+        opro, reflect = (
+            store.meta.searcher_report(n)["notes"]["writing"] for n in ("opro", "reflect")
+        )
+        written = [p for p, s in store.prompts().values() if s == "opro" and p.instruction]
+    assert opro["calls"] == 2 and opro["writes"] == 4 and opro["tokens"] > 0
+    assert opro["proposals"] == 4 == opro["kept"] + sum(opro["dropped"].values())
+    assert opro["kept"] == sum(1 for p in written if p.metadata["operator"] == "opro")
+    assert reflect["feedback_examples"] == 8  # two children, four training examples each

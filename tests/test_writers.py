@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from campaign_fixtures import campaign_text
@@ -316,3 +317,18 @@ def test_writers_refuse_generation_tasks_and_bad_options(task):
         create_searcher("ape", {"temperature": -1}, context(task, proposer))
     with pytest.raises(PromptscoutError, match="'target' must be one of instruction, template"):
         create_searcher("opro", {"target": "both"}, context(task, proposer))
+
+
+def test_example_campaign_builds_its_searchers():
+    config = load_config(Path(__file__).parents[1] / "examples" / "sst2-writers.toml")
+    task = load_task("sst-2")
+    built = [
+        create_searcher(spec.type, spec.options, context(task, ScriptedProposer([])))
+        for spec in config.searchers
+    ]
+    assert [s.type_name for s in built] == ["bayesian", "evolutionary", "reflect"]
+    start = built[2].ask(10)  # the reflect writer's starting pool: its two instructions
+    assert [p.instruction for p in start] == [
+        "",
+        "Classify the sentiment of the movie review as positive or negative.",
+    ]
