@@ -9,12 +9,13 @@ drop is known exactly. Scoring always uses the tiny model.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from campaign_fixtures import campaign_text
+from campaign_fixtures import campaign_text, run_campaign
 from writer_fixtures import GOOD, ScriptedProposer, WriterCampaign
 
 from promptscout.campaign.selection import validation_ids
@@ -36,7 +37,7 @@ from promptscout.searchers.writers.guardrails import (
 )
 from promptscout.searchers.written_text import EMPTY, REPEATS_INPUT, UNUSABLE
 from promptscout.store import Store
-from promptscout.tasks import load_task
+from promptscout.tasks import Example, Task, load_task
 
 
 @pytest.fixture
@@ -254,31 +255,33 @@ def test_copies_and_selection_leaves_read_examples_out(task):
     assert validation_ids(task, prompt) == tuple(e.id for e in task.train[3:])
 
 
+def run_writers(folder: Path, model_dir: Path, task_dir: Path, searchers: str, proposer,
+                budget: int) -> Path:  # fmt: skip
+    """Run the tiny campaign with ``searchers`` (TOML) writing with ``proposer``; its store."""
+    text = campaign_text(model_dir, task_dir, folder / "w.db", budget=budget)
+    path = folder / "w.toml"
+    path.write_text(text[: text.index("[[searchers]]")] + searchers, encoding="utf-8")
+    config = load_config(path)
+    run_campaign(config, functools.partial(WriterCampaign, proposer=proposer))
+    return config.store_path
+
+
 def test_mixed_campaign_ranks_written_prompts_and_reports_lineage(
     tmp_path, tiny_causal_dir, tiny_task_dir
 ):
-    text = campaign_text(tiny_causal_dir, tiny_task_dir, tmp_path / "w.db", budget=400)
-    text = text[: text.index("[[searchers]]")] + (
+    searchers = (
         '[[searchers]]\ntype = "reflect"\ninstructions = ["", "Judge the review."]\n'
         'templates = ["Review: {text}\\nSentiment:"]\nrounds = 2\nwrites_per_round = 2\n'
         "samples_per_write = 1\nminibatch = 4\nmerge_every = 0\n"
         '\n[[searchers]]\ntype = "manual"\ntemplates = ["{text} It was"]\n'
     )
-    path = tmp_path / "w.toml"
-    path.write_text(text, encoding="utf-8")
-    config = load_config(path)
     answers = [f"Diagnosis {i}: the instruction ignores the tone." if i % 2 == 0
                else f"Judge the tone of the review, step {i}." for i in range(40)]  # fmt: skip
-    with Store(config.store_path) as store:
-        campaign = WriterCampaign(config, store, progress=False,
-                                    proposer=ScriptedProposer(answers))  # fmt: skip
-        try:
-            campaign.run()
-        finally:
-            campaign.close()
+    path = run_writers(tmp_path, tiny_causal_dir, tiny_task_dir, searchers,
+                       ScriptedProposer(answers), budget=400)  # fmt: skip
+    with Store(path, readonly=True) as store:
         entries = build_leaderboard(store)
-        searchers = {e.searcher for e in entries}
-        assert {"reflect", "manual"} <= searchers
+        assert {"reflect", "manual"} <= {e.searcher for e in entries}
         children = [e for e in entries if e.searcher == "reflect" and e.to_dict()["parents"]]
         assert children, "the reflect searcher wrote no scored child"
         report = write_report(store, tmp_path / "w.html").read_text(encoding="utf-8")
@@ -287,23 +290,14 @@ def test_mixed_campaign_ranks_written_prompts_and_reports_lineage(
 
 
 def test_leaderboard_json_has_parent_keys(tmp_path, tiny_causal_dir, tiny_task_dir, capsys):
-    text = campaign_text(tiny_causal_dir, tiny_task_dir, tmp_path / "o.db", budget=300)
-    text = text[: text.index("[[searchers]]")] + (
+    searchers = (
         '[[searchers]]\ntype = "opro"\ninstructions = ["", "Judge the review."]\nrounds = 1\n'
         "writes_per_round = 2\nsamples_per_write = 1\n"
     )
-    path = tmp_path / "o.toml"
-    path.write_text(text, encoding="utf-8")
-    config = load_config(path)
-    with Store(config.store_path) as store:
-        campaign = WriterCampaign(config, store, progress=False,
-                                    proposer=ScriptedProposer(GOOD))  # fmt: skip
-        try:
-            campaign.run()
-        finally:
-            campaign.close()
+    path = run_writers(tmp_path, tiny_causal_dir, tiny_task_dir, searchers,
+                       ScriptedProposer(GOOD), budget=300)  # fmt: skip
     capsys.readouterr()
-    assert main(["leaderboard", str(config.store_path), "--json"]) == 0
+    assert main(["leaderboard", str(path), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["entries"]
     written = [r for r in rows if r["prompt"].get("instruction") in GOOD[:2]]
     assert written and all(len(r["parents"]) == 2 for r in written)
@@ -311,7 +305,7 @@ def test_leaderboard_json_has_parent_keys(tmp_path, tiny_causal_dir, tiny_task_d
     assert all(set(r["parents"]) <= keys for r in written)
 
 
-def test_writers_refuse_generation_tasks_and_bad_options(task):
+def test_bad_writer_options_are_one_line(task):
     proposer = ScriptedProposer([])
     with pytest.raises(PromptscoutError, match="'temperature' must be at least 0"):
         create_searcher("ape", {"temperature": -1}, context(task, proposer))
@@ -332,3 +326,16 @@ def test_example_campaign_builds_its_searchers():
         "",
         "Classify the sentiment of the movie review as positive or negative.",
     ]
+
+
+def test_writers_refuse_generation_tasks():
+    def examples(split):
+        return tuple(Example(f"{split}-{i}", {"text": f"say {i}"}, str(i)) for i in range(4))
+
+    generation = Task(
+        "gen", "generation", (), (), ("text",), examples("train"), examples("dev"), ()
+    )
+    for writer in ("ape", "opro", "reflect"):
+        with pytest.raises(PromptscoutError, match="writes instructions for classification"):
+            create_searcher(writer, {}, SearchContext(generation, (), 0,
+                                                      proposer_provider=lambda: None))  # fmt: skip

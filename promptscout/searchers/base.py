@@ -262,11 +262,11 @@ class Searcher(ABC):
 
     def report(self) -> dict[str, Any]:
         """The reporting hooks as plain data (the campaign stores it after every turn)."""
-        best = self.best_prompt
+        best, notes = self.best_prompt, self.notes()
         return {
             "curves": [c.to_dict() for c in self.curves()],
             "best": best.to_dict() if best is not None else None,
-            **({"notes": self.notes()} if self.notes() else {}),
+            **({"notes": notes} if notes else {}),
         }
 
 
