@@ -77,10 +77,24 @@ def leaderboard(capsys, store: Path) -> list[tuple]:
     ]
 
 
+# A writer beside the tiny campaign's searchers: the tiny model writes (seeded sampling), so a
+# resumed process must write again exactly what the killed one wrote and did not save.
+WRITER = """
+[[searchers]]
+type = "ape"
+instructions = ["", "Classify the review."]
+rounds = 3
+writes_per_round = 2
+samples_per_write = 2
+max_new_tokens = 12
+"""
+
+
+@pytest.mark.parametrize("extra", ["", WRITER], ids=["composers", "with-a-writer"])
 def test_kill_9_at_random_moments_then_resume_equals_a_straight_run(
-    capsys, write_campaign, tmp_path
+    capsys, write_campaign, tmp_path, extra
 ):
-    path = write_campaign(budget=320)
+    path = write_campaign(budget=320, extra=extra)
     straight = tmp_path / "straight.db"
     code, _, err = cli(capsys, "run", str(path), "--store", str(straight))
     assert code == 0, err
@@ -110,6 +124,21 @@ def test_kill_9_at_random_moments_then_resume_equals_a_straight_run(
     final = stored_evaluations(store)
     assert all(final[k] == v for k, v in committed.items())
     assert leaderboard(capsys, store) == leaderboard(capsys, straight)
+    if extra:  # the writer's calls, tokens and drops too (its seconds are wall time)
+        assert writer_usage(store) == writer_usage(straight)
+        assert writer_usage(store)["writes"] > 0
+
+
+def writer_usage(store: Path) -> dict:
+    """The ape writer's saved usage and guardrail counts, less its wall-clock seconds."""
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        (state,) = db.execute("SELECT state FROM searcher_states WHERE searcher = 'ape'").fetchone()
+    finally:
+        db.close()
+    state = json.loads(state)
+    usage = {k: v for k, v in state["writer"]["usage"].items() if k != "seconds"}
+    return {**usage, **state["guard"]}
 
 
 def test_a_second_process_on_a_store_is_refused_and_changes_nothing(
