@@ -8,8 +8,9 @@ collecting results in whatever order they finish. Each actor (a
 unit with the local evaluator's code. The driver stores newly computed outputs in the score
 cache, merges a prompt's chunks in example order and computes its objectives on the merged
 outputs with the same function the local evaluator uses, so both evaluators give the same
-numbers. An actor that dies is replaced and its units run again; a prompt is yielded only once,
-when all its chunks are in, so nothing is lost or counted twice.
+numbers. An actor that dies, alone or with its node, is replaced (:mod:`.ray_pool`) and its
+units run again on the actors left; a prompt is yielded only once, when all its chunks are in, so
+nothing is lost or counted twice.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
 from promptscout.evaluation.cache import ScoreCache, prompt_variants
 from promptscout.evaluation.ray_cluster import check_resources, connect_ray, reason
+from promptscout.evaluation.ray_pool import ActorPool
 from promptscout.evaluation.ray_worker import ScoringWorker, plain_example, task_header
 from promptscout.evaluation.readout import needs_hidden
 from promptscout.evaluation.scoring import (
@@ -138,40 +140,27 @@ class RayEvaluator(Evaluator):
         self.chunk_size = chunk_size
         self.max_new_tokens = max_new_tokens
         self.chat = chat
-        self.restarts = 0  # actors replaced after dying
-        self._actors: list[Any] = []
+        self._pool: ActorPool | None = None
         self._started_ray = connect_ray(address)
         try:
             check_resources(workers, cpus_per_worker, gpus_per_worker)
-            self._actor_class = ray.remote(ScoringWorker).options(
+            actor_class = ray.remote(ScoringWorker).options(
                 num_cpus=cpus_per_worker,
                 num_gpus=gpus_per_worker,
-                scheduling_strategy="SPREAD",  # one model per node first, on a cluster
+                scheduling_strategy="SPREAD",  # over the nodes, not packed onto the head
             )
-            self._actor_args = (
+            args = (
                 {"name": model, "dtype": dtype, "device": device, "batch_size": batch_size},
                 task_header(task),
-                max(1, int(cpus_per_worker)),
+                max(1, int(cpus_per_worker)),  # the actor's torch threads: its CPU share
                 max_new_tokens,
                 texts_per_call,
             )
-            self._actors = [self._new_actor() for _ in range(workers)]
-            try:
-                prints = ray.get([a.fingerprint.remote() for a in self._actors])
-            except ray.exceptions.RayError as exc:
-                raise PromptscoutError(
-                    f"Ray workers could not load model '{model}': {reason(exc)}"
-                ) from None
+            self._pool = ActorPool(actor_class, args, workers, model)
+            self._fingerprint: str = self._pool.start()
         except BaseException:
             self.close()
             raise
-        if len(set(prints)) > 1:
-            self.close()
-            raise PromptscoutError(
-                f"Ray workers loaded different versions of model '{model}' (fingerprints "
-                f"{sorted(set(prints))}); install the same model on every node"
-            )
-        self._fingerprint: str = prints[0]
 
     @property
     def fingerprint(self) -> str:
@@ -183,11 +172,23 @@ class RayEvaluator(Evaluator):
 
     @property
     def actors(self) -> list[Any]:
-        """The live actor handles (a dead one is replaced at the next result it owes)."""
-        return list(self._actors)
+        """The live actor handles that take work (a dead one is replaced at the next result it
+        owes; its replacement joins once the cluster places it)."""
+        return list(self._pool.ready) if self._pool else []
 
-    def _new_actor(self) -> Any:
-        return self._actor_class.remote(*self._actor_args)
+    @property
+    def restarts(self) -> int:
+        """Actors replaced after dying."""
+        return self._pool.restarts if self._pool else 0
+
+    def nodes(self) -> list[str]:
+        """The Ray node of each actor that takes work."""
+        return self._pool.nodes() if self._pool else []
+
+    def refresh(self) -> None:
+        """Put to work the replacements the cluster has placed (every batch starts so)."""
+        if self._pool is not None:
+            self._pool.poll()
 
     # -- scoring ---------------------------------------------------------------------------
 
@@ -291,31 +292,41 @@ class RayEvaluator(Evaluator):
         import ray
 
         queue = deque(units)
-        in_flight: dict[Any, tuple[int, Any, _Unit]] = {}  # ref -> (slot, actor, unit)
+        pool = self._pool
+        assert pool is not None
+        in_flight: dict[Any, tuple[Any, _Unit]] = {}  # ref -> (actor, unit)
 
         def submit() -> None:
-            while queue:
-                loads = [0] * len(self._actors)
-                for slot, actor, _ in in_flight.values():
-                    loads[slot] += actor is self._actors[slot]
-                slot = min(range(len(loads)), key=loads.__getitem__)
+            while queue and pool.ready:
+                loads = {id(a): 0 for a in pool.ready}
+                for actor, _ in in_flight.values():
+                    if id(actor) in loads:
+                        loads[id(actor)] += 1
+                actor = min(pool.ready, key=lambda a: loads[id(a)])
                 depth = IN_FLIGHT_PER_WORKER if len(queue) > len(loads) else 1
-                if loads[slot] >= depth:
+                if loads[id(actor)] >= depth:
                     return
                 unit = queue.popleft()
-                actor = self._actors[slot]
-                ref = actor.score.remote(self._payload(unit, split))
-                in_flight[ref] = (slot, actor, unit)
+                in_flight[actor.score.remote(self._payload(unit, split))] = (actor, unit)
 
         try:
+            self.refresh()  # replacements placed since the last batch take work too
             submit()
-            while in_flight:
-                (ref,), _ = ray.wait(list(in_flight), num_returns=1)
-                slot, actor, unit = in_flight.pop(ref)
+            while in_flight or queue:
+                if not in_flight:  # every actor was lost: wait for a replacement
+                    pool.wait_for_one()
+                    submit()
+                    continue
+                (ref,), _ = ray.wait([*in_flight, *pool.pending], num_returns=1)
+                if ref in pool.pending:  # a replacement is ready: it takes work
+                    pool.join(ref)
+                    submit()
+                    continue
+                actor, unit = in_flight.pop(ref)
                 try:
                     result = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:
-                    results = self._after_death(slot, actor, unit, queue, exc)
+                    results = self._after_death(actor, unit, queue, exc)
                     if results is not None:
                         yield unit, results
                     submit()
@@ -338,17 +349,13 @@ class RayEvaluator(Evaluator):
                     ray.cancel(ref)
 
     def _after_death(
-        self, slot: int, actor: Any, unit: _Unit, queue: deque[_Unit], exc: Exception
+        self, actor: Any, unit: _Unit, queue: deque[_Unit], exc: Exception
     ) -> list[dict[str, Any]] | None:
-        """Replace a dead actor and put its unit back first in line; after ``MAX_ATTEMPTS``
-        deaths on the same unit, give up on it: failed results for its prompts."""
-        import ray
-
-        if self._actors[slot] is actor:  # the first of its lost units to report replaces it
-            with contextlib.suppress(Exception):  # already gone
-                ray.kill(actor, no_restart=True)
-            self._actors[slot] = self._new_actor()
-            self.restarts += 1
+        """Replace a dead actor (the first of its lost units to report does) and put its unit
+        back first in line; after ``MAX_ATTEMPTS`` deaths on the same unit, give up on it:
+        failed results for its prompts."""
+        assert self._pool is not None
+        self._pool.lost(actor)
         unit.attempts += 1
         if unit.attempts < MAX_ATTEMPTS:
             queue.appendleft(unit)
@@ -381,10 +388,8 @@ class RayEvaluator(Evaluator):
         """Stop the actors, and the Ray instance if this evaluator started it."""
         import ray
 
-        for actor in self._actors if ray.is_initialized() else ():  # ray.kill would start Ray
-            with contextlib.suppress(Exception):  # already gone
-                ray.kill(actor, no_restart=True)
-        self._actors = []
+        if self._pool is not None:
+            self._pool.close()
         if self._started_ray and ray.is_initialized():
             ray.shutdown()
             self._started_ray = False

@@ -106,6 +106,12 @@ class ScoringWorker:
     def fingerprint(self) -> str:
         return self.model.fingerprint
 
+    def node(self) -> str:
+        """The id of the Ray node this worker runs on ("" outside Ray)."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+
     def score(self, unit: dict[str, Any]) -> dict[str, Any]:
         """Score one unit.
 

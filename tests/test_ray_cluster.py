@@ -1,0 +1,117 @@
+"""Campaigns on a real multi-node Ray cluster: ``ray.cluster_utils.Cluster`` starts a raylet per
+node, as ``ray start`` does on each machine (here all on 127.0.0.1, one CPU each).
+
+A campaign joins the running cluster by address (``HOST:PORT``, and ``auto`` through
+``RAY_ADDRESS``), its actors spread over the nodes, a whole worker node (raylet and actors) is
+killed mid-campaign, the campaign carries on with the node left, a node that joins later is put
+to work, and the store ends as a local run's: the same evaluations in the same order, nothing
+lost or counted twice, the same leaderboard.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from test_ray import RACING, run, same, stored
+
+from promptscout.builders import ray_evaluator
+from promptscout.config import load_config
+
+ray = pytest.importorskip("ray")
+cluster_utils = pytest.importorskip("ray.cluster_utils")
+
+NODE = {"num_cpus": 1, "object_store_memory": 96 * 1024**2}
+
+
+@pytest.fixture
+def cluster():
+    """A head node and one worker node, one CPU each; shut down after the test."""
+    cluster = cluster_utils.Cluster(
+        initialize_head=True, head_node_args={**NODE, "include_dashboard": False}
+    )
+    worker = cluster.add_node(**NODE)
+    cluster.wait_for_nodes()
+    yield cluster, worker
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster.shutdown()
+
+
+def on_cluster(address: str) -> str:
+    return f'\n[evaluator]\ntype = "ray"\nworkers = 2\nchunk_size = 3\naddress = "{address}"\n'
+
+
+@pytest.mark.slow
+def test_a_campaign_survives_losing_a_node_and_uses_one_that_joins(
+    cluster, write_campaign, tmp_path
+):
+    cluster, worker = cluster
+    local = load_config(write_campaign("local.toml", budget=200, extra=RACING))
+    local.store = str(tmp_path / "local.db")
+    run(local)
+
+    config = load_config(
+        write_campaign("ray.toml", budget=200, extra=RACING + on_cluster(cluster.address))
+    )
+    config.store = str(tmp_path / "ray.db")
+    seen: dict[str, object] = {}
+
+    def losing_a_node(task, objectives, evaluator_config, cache):
+        evaluator = ray_evaluator(task, objectives, evaluator_config, cache)
+        inner = evaluator.iter_evaluate
+        count = {"n": 0}
+
+        def iter_evaluate(*args, **kwargs):
+            for evaluation in inner(*args, **kwargs):
+                count["n"] += 1
+                if count["n"] == 3:  # both nodes hold an actor: spread, not packed
+                    seen["spread"] = set(evaluator.nodes())
+                if count["n"] == 6:  # a whole node goes, its raylet and its actor
+                    cluster.remove_node(worker)
+                    seen["restarts"] = evaluator.restarts
+                if count["n"] == 12:  # the campaign went on; a new node joins
+                    seen["after_loss"] = len(evaluator.actors)
+                    seen["joined"] = cluster.add_node(**NODE).node_id
+                    deadline = time.monotonic() + 120
+                    while len(evaluator.actors) < 2 and time.monotonic() < deadline:
+                        evaluator.refresh()
+                        time.sleep(0.2)
+                seen["last"] = set(evaluator.nodes())
+                yield evaluation
+
+        evaluator.iter_evaluate = iter_evaluate
+        return evaluator
+
+    run(config, evaluator_factory=losing_a_node)
+
+    assert seen["spread"] == {cluster.head_node.node_id, worker.node_id}
+    assert seen["after_loss"] == 1  # the lost node's replacement had nowhere to go ...
+    assert seen["joined"] in seen["last"]  # ... until a node joined: it takes work
+    (local_rows, local_board, local_evals) = stored(local.store_path)
+    (ray_rows, ray_board, ray_evals) = stored(config.store_path)
+    # The same evaluations in the same order, nothing lost, nothing twice.
+    assert ray_rows == local_rows and len(set(ray_rows)) == len(ray_rows)
+    same([s.evaluation for s in ray_evals], [s.evaluation for s in local_evals])
+    assert [(e.prompt.key, e.kind) for e in ray_board] == [
+        (e.prompt.key, e.kind) for e in local_board
+    ]
+
+
+@pytest.mark.slow
+def test_a_campaign_joins_by_auto_address(cluster, write_campaign, tmp_path, monkeypatch):
+    cluster, worker = cluster
+    monkeypatch.setenv("RAY_ADDRESS", cluster.address)
+    config = load_config(write_campaign("auto.toml", budget=48, extra=on_cluster("auto")))
+    config.store = str(tmp_path / "auto.db")
+    nodes: list[set[str]] = []
+
+    def recording(task, objectives, evaluator_config, cache):
+        evaluator = ray_evaluator(task, objectives, evaluator_config, cache)
+        nodes.append(set(evaluator.nodes()))
+        return evaluator
+
+    run(config, evaluator_factory=recording)
+    assert nodes == [{cluster.head_node.node_id, worker.node_id}]
+    assert ray.is_initialized() is False  # the campaign left; the cluster is the user's
+    assert len(cluster.list_all_nodes()) == 2
