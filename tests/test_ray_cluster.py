@@ -5,15 +5,28 @@ A campaign joins the running cluster by address (``HOST:PORT``, and ``auto`` thr
 ``RAY_ADDRESS``), its actors spread over the nodes, a whole worker node (raylet and actors) is
 killed mid-campaign, the campaign carries on with the node left, a node that joins later is put
 to work, and the store ends as a local run's: the same evaluations in the same order, nothing
-lost or counted twice, the same leaderboard.
+lost or counted twice, the same leaderboard. Losing the head stops the campaign (a separate
+process, as Ray aborts a driver that lost its head) with one error line, and ``resume`` with
+the cluster back ends where a straight run ends.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
+from served_fixtures import free_port
 from test_ray import RACING, run, same, stored
+from test_reliability import (
+    ENV,
+    cli,
+    error_line,
+    leaderboard,
+    stored_evaluations,
+    wait_for_evaluations,
+)
 
 from promptscout.builders import ray_evaluator
 from promptscout.config import load_config
@@ -115,3 +128,66 @@ def test_a_campaign_joins_by_auto_address(cluster, write_campaign, tmp_path, mon
     assert nodes == [{cluster.head_node.node_id, worker.node_id}]
     assert ray.is_initialized() is False  # the campaign left; the cluster is the user's
     assert len(cluster.list_all_nodes()) == 2
+
+
+@pytest.mark.slow
+def test_losing_the_head_stops_with_one_line_and_resume_continues(write_campaign, tmp_path, capsys):
+    port = free_port()
+
+    def start_cluster():
+        head = {**NODE, "include_dashboard": False, "gcs_server_port": port}
+        started = cluster_utils.Cluster(initialize_head=True, head_node_args=head)
+        started.add_node(**NODE)
+        started.wait_for_nodes()
+        return started
+
+    local = write_campaign("local.toml", budget=200, extra=RACING)
+    code, _, err = cli(capsys, "run", str(local), "--store", str(tmp_path / "local.db"))
+    assert code == 0, err
+
+    first = start_cluster()
+    address = first.address
+    path = write_campaign("ray.toml", budget=200, extra=RACING + on_cluster(address))
+    store = tmp_path / "tiny.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "promptscout", "run", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert wait_for_evaluations(proc, store, 4)
+        before = stored_evaluations(store)
+        first.remove_node(first.head_node)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        first.shutdown()
+    assert proc.returncode == 2
+    assert "lost the Ray cluster" in error_line(err) and "promptscout resume" in err
+    kept = stored_evaluations(store)
+    assert all(kept[k] == v for k, v in before.items())  # nothing stored was lost
+
+    second = start_cluster()  # the cluster back, at the same address
+    try:
+        assert second.address == address
+        resumed = subprocess.run(
+            [sys.executable, "-m", "promptscout", "resume", str(store)],
+            capture_output=True,
+            text=True,
+            env=ENV,
+            timeout=600,
+        )
+    finally:
+        second.shutdown()
+    assert resumed.returncode == 0, resumed.stderr
+    assert all(stored_evaluations(store)[k] == v for k, v in kept.items())
+    # The local run's leaderboard: the same rows; values (and ensembles' fitted biases) equal
+    # up to how the actors batched the floats.
+    ours, theirs = leaderboard(capsys, store), leaderboard(capsys, tmp_path / "local.db")
+    prompts = [(r[0], r[1], r[2] if r[1] != "ensemble" else "") for r in ours]
+    assert prompts == [(r[0], r[1], r[2] if r[1] != "ensemble" else "") for r in theirs]
+    for mine, local in zip(ours, theirs, strict=True):
+        for values, expected in zip(mine[3:], local[3:], strict=True):
+            assert values == (pytest.approx(expected, rel=1e-6) if expected else expected)

@@ -1,9 +1,14 @@
 """Ray plumbing for the Ray evaluator: starting or reaching a cluster quietly, checking that it
-can place the actors, and one-line reasons from Ray's exceptions."""
+can place the actors, noticing that its head is gone, and one-line reasons from Ray's
+exceptions."""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import sys
+import threading
 from typing import Any
 
 from promptscout.errors import PromptscoutError
@@ -64,3 +69,66 @@ def reason(exc: BaseException) -> str:
     lines = [line.strip() for line in str(cause).strip().splitlines() if line.strip()]
     line = lines[-1] if lines else type(cause).__name__
     return line if len(line) <= 300 else line[:297] + "..."
+
+
+HEAD_LOST_AFTER = 15.0  # seconds the head's GCS refuses connections before the cluster is lost
+_PROBE_EVERY = 1.0
+
+
+class HeadWatch:
+    """Watches the cluster's head (its GCS port) from a daemon thread while a campaign scores.
+
+    Ray's driver does not raise when the head dies: its calls wait, and after a minute the
+    process is aborted with Ray's own log. When the head's port has refused connections for
+    ``lost_after`` seconds, this prints one ``error:`` line saying how to go on and ends the
+    process with exit code 2, as the CLI does for any error. Everything scored so far is
+    committed to the store (SQLite), and ``promptscout resume`` continues, as after ``kill -9``.
+    """
+
+    def __init__(self, gcs_address: str, cluster: str, lost_after: float = HEAD_LOST_AFTER) -> None:
+        host, _, port = gcs_address.rpartition(":")
+        self.where = (host or "127.0.0.1", int(port))
+        self.cluster = cluster
+        self.lost_after = lost_after
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="ray-head-watch", daemon=True)
+        self._thread.start()
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(self.where, timeout=2.0):
+                return True
+        except OSError:
+            return False
+
+    def _watch(self) -> None:
+        silent = 0.0
+        while not self._stop.wait(_PROBE_EVERY):
+            silent = 0.0 if self._answers() else silent + _PROBE_EVERY
+            if silent >= self.lost_after and not self._stop.is_set():
+                host, port = self.where
+                print(  # on a line of its own, after whatever progress bar was drawing
+                    f"\nerror: lost the Ray cluster at '{self.cluster}' (its head {host}:{port} "
+                    f"has not answered for {silent:.0f} s); what was scored is stored: start "
+                    "the cluster again, then `promptscout resume` the store",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                os._exit(2)  # Ray's driver would hang, then abort: stop now, with one line
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def watch_head(address: str) -> HeadWatch | None:
+    """A :class:`HeadWatch` on the cluster at ``address``: None for a private instance (it
+    lives and dies with this process) or where Ray gives no GCS address (Ray Client)."""
+    import ray
+
+    if not address:
+        return None
+    try:
+        gcs = ray.get_runtime_context().gcs_address
+    except Exception:  # noqa: BLE001 - no GCS address to watch: nothing to watch
+        return None
+    return HeadWatch(gcs, address) if gcs else None

@@ -25,7 +25,7 @@ from typing import Any
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
 from promptscout.evaluation.cache import ScoreCache, prompt_variants
-from promptscout.evaluation.ray_cluster import check_resources, connect_ray, reason
+from promptscout.evaluation.ray_cluster import check_resources, connect_ray, reason, watch_head
 from promptscout.evaluation.ray_pool import ActorPool
 from promptscout.evaluation.ray_worker import ScoringWorker, plain_example, task_header
 from promptscout.evaluation.readout import needs_hidden
@@ -142,6 +142,7 @@ class RayEvaluator(Evaluator):
         self.chat = chat
         self._pool: ActorPool | None = None
         self._started_ray = connect_ray(address)
+        self._watch = watch_head(address)  # a running cluster can lose its head
         try:
             check_resources(workers, cpus_per_worker, gpus_per_worker)
             actor_class = ray.remote(ScoringWorker).options(
@@ -388,6 +389,8 @@ class RayEvaluator(Evaluator):
         """Stop the actors, and the Ray instance if this evaluator started it."""
         import ray
 
+        if self._watch is not None:
+            self._watch.stop()
         if self._pool is not None:
             self._pool.close()
         if self._started_ray and ray.is_initialized():
