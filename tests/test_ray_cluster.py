@@ -157,7 +157,8 @@ def test_losing_the_head_stops_with_one_line_and_resume_continues(write_campaign
         env=ENV,
     )
     try:
-        assert wait_for_evaluations(proc, store, 4)
+        if not wait_for_evaluations(proc, store, 4):
+            pytest.fail(f"the campaign ended before the head was lost: {proc.communicate()[1]}")
         before = stored_evaluations(store)
         first.remove_node(first.head_node)
         _, err = proc.communicate(timeout=120)
