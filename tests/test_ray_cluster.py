@@ -12,6 +12,7 @@ the cluster back ends where a straight run ends.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -20,7 +21,6 @@ import pytest
 from served_fixtures import free_port
 from test_ray import RACING, run, same, stored
 from test_reliability import (
-    ENV,
     cli,
     error_line,
     leaderboard,
@@ -131,7 +131,13 @@ def test_a_campaign_joins_by_auto_address(cluster, write_campaign, tmp_path, mon
 
 
 @pytest.mark.slow
-def test_losing_the_head_stops_with_one_line_and_resume_continues(write_campaign, tmp_path, capsys):
+def test_losing_the_head_stops_with_one_line_and_resume_continues(
+    write_campaign, tmp_path, capsys, monkeypatch
+):
+    # The clusters and the campaign's processes agree on no token authentication, whatever an
+    # earlier ray.init in this process left in the environment (it sets RAY_AUTH_MODE=token).
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     port = free_port()
 
     def start_cluster():
@@ -154,7 +160,7 @@ def test_losing_the_head_stops_with_one_line_and_resume_continues(write_campaign
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env=ENV,
+        env=env,
     )
     try:
         if not wait_for_evaluations(proc, store, 4):
@@ -177,7 +183,7 @@ def test_losing_the_head_stops_with_one_line_and_resume_continues(write_campaign
             [sys.executable, "-m", "promptscout", "resume", str(store)],
             capture_output=True,
             text=True,
-            env=ENV,
+            env=env,
             timeout=600,
         )
     finally:
