@@ -8,6 +8,7 @@ checks several things.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -151,6 +152,25 @@ def stored(path):
         return rows, board, list(store.evaluations())
 
 
+def ray_with_hook(hook):
+    """A Ray evaluator factory whose evaluator calls ``hook(evaluator, n)`` as it yields its
+    ``n``-th evaluation (from 1): where tests kill actors or nodes mid-campaign."""
+
+    def factory(task, objectives, config, cache):
+        evaluator = ray_evaluator(task, objectives, config, cache)
+        inner, count = evaluator.iter_evaluate, itertools.count(1)
+
+        def iter_evaluate(*args, **kwargs):
+            for evaluation in inner(*args, **kwargs):
+                hook(evaluator, next(count))
+                yield evaluation
+
+        evaluator.iter_evaluate = iter_evaluate
+        return evaluator
+
+    return factory
+
+
 RAY = '\n[evaluator]\ntype = "ray"\nworkers = 2\nchunk_size = 3\n'
 RACING = "\n[racing]\nfirst = 2\nz = 0.5\n"
 
@@ -168,23 +188,12 @@ def test_campaign_on_ray_ends_like_local_even_when_an_actor_dies(
     dead.store = str(tmp_path / "ray.db")
     deaths = []
 
-    def dying_ray(task, objectives, config, cache):
-        evaluator = ray_evaluator(task, objectives, config, cache)
-        inner = evaluator.iter_evaluate
-        count = {"n": 0}
+    def kill_an_actor(evaluator, n):
+        if n == 7:
+            deaths.append(evaluator.actors[1])
+            ray.kill(evaluator.actors[1])
 
-        def iter_evaluate(*args, **kwargs):
-            for evaluation in inner(*args, **kwargs):
-                count["n"] += 1
-                if count["n"] == 7:
-                    deaths.append(evaluator.actors[1])
-                    ray.kill(evaluator.actors[1])
-                yield evaluation
-
-        evaluator.iter_evaluate = iter_evaluate
-        return evaluator
-
-    run(dead, evaluator_factory=dying_ray)
+    run(dead, evaluator_factory=ray_with_hook(kill_an_actor))
     assert deaths
 
     (local_rows, local_board, local_evals) = stored(local.store_path)

@@ -19,7 +19,7 @@ import time
 
 import pytest
 from served_fixtures import free_port
-from test_ray import RACING, run, same, stored
+from test_ray import RACING, ray_with_hook, run, same, stored
 from test_reliability import (
     cli,
     error_line,
@@ -70,33 +70,21 @@ def test_a_campaign_survives_losing_a_node_and_uses_one_that_joins(
     config.store = str(tmp_path / "ray.db")
     seen: dict[str, object] = {}
 
-    def losing_a_node(task, objectives, evaluator_config, cache):
-        evaluator = ray_evaluator(task, objectives, evaluator_config, cache)
-        inner = evaluator.iter_evaluate
-        count = {"n": 0}
+    def losing_a_node(evaluator, n):
+        if n == 3:  # both nodes hold an actor: spread, not packed
+            seen["spread"] = set(evaluator.nodes())
+        if n == 6:  # a whole node goes, its raylet and its actor
+            cluster.remove_node(worker)
+        if n == 12:  # the campaign went on; a new node joins
+            seen["after_loss"] = len(evaluator.actors)
+            seen["joined"] = cluster.add_node(**NODE).node_id
+            deadline = time.monotonic() + 120
+            while len(evaluator.actors) < 2 and time.monotonic() < deadline:
+                evaluator.refresh()
+                time.sleep(0.2)
+        seen["last"] = set(evaluator.nodes())
 
-        def iter_evaluate(*args, **kwargs):
-            for evaluation in inner(*args, **kwargs):
-                count["n"] += 1
-                if count["n"] == 3:  # both nodes hold an actor: spread, not packed
-                    seen["spread"] = set(evaluator.nodes())
-                if count["n"] == 6:  # a whole node goes, its raylet and its actor
-                    cluster.remove_node(worker)
-                    seen["restarts"] = evaluator.restarts
-                if count["n"] == 12:  # the campaign went on; a new node joins
-                    seen["after_loss"] = len(evaluator.actors)
-                    seen["joined"] = cluster.add_node(**NODE).node_id
-                    deadline = time.monotonic() + 120
-                    while len(evaluator.actors) < 2 and time.monotonic() < deadline:
-                        evaluator.refresh()
-                        time.sleep(0.2)
-                seen["last"] = set(evaluator.nodes())
-                yield evaluation
-
-        evaluator.iter_evaluate = iter_evaluate
-        return evaluator
-
-    run(config, evaluator_factory=losing_a_node)
+    run(config, evaluator_factory=ray_with_hook(losing_a_node))
 
     assert seen["spread"] == {cluster.head_node.node_id, worker.node_id}
     assert seen["after_loss"] == 1  # the lost node's replacement had nowhere to go ...
