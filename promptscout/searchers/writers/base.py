@@ -196,11 +196,12 @@ class WriterSearcher(Searcher):
         :class:`Written` proposals carrying ``lineage`` (operator, parents, feedback, template)."""
         answers = self.writer.write(meta_prompt, self.config.samples_per_write, self.seed(*salt))
         template = lineage.get("template")
+        own = wording(self.meta[section])  # what a proposal must not copy: once per call
         kept = []
         for answer in answers:
             text = self.guard.admit(
                 answer,
-                wording=wording(self.meta[section]),
+                wording=own,
                 inputs=inputs,
                 frame=lambda t: self._frame(t, template),
                 template=self.writes_templates,

@@ -42,7 +42,7 @@ class OproSearcher(WriterSearcher):
             demos = self.demos(call)
             meta, shown = self._meta(section, history, demos)
             parents = tuple(key for key, _ in reversed(shown))
-            inputs = [text for text in self.shown(demos)[1]]
+            inputs = self.shown(demos)[1]
             written += self.propose_from(section, meta, inputs, call,
                                          operator="opro", parents=parents)  # fmt: skip
         return written
