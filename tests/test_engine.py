@@ -169,6 +169,33 @@ def test_sharing_off_gives_the_same_numbers(tiny_causal_dir: Path) -> None:
     np.testing.assert_allclose(model.score_labels(texts, MULTI), plain, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("words", [WORDS, MULTI, ["zqxv", "great film"]])
+def test_hidden_states_from_the_scoring_pass(model, words: list[str]) -> None:
+    """One shared-prefix pass gives the label scores and the hidden state where the label word
+    is read: the same numbers as scoring alone and as the plain hidden-state pass."""
+    model.batch_size = 4
+    texts = demo_texts() + input_first_texts()[:10] + ["it was", "it was"]
+    scores, hidden = model.score_labels_and_hidden(texts, words)
+    np.testing.assert_allclose(scores, model.score_labels(texts, words), atol=1e-5, rtol=0)
+    assert hidden.shape == (len(texts), model._head.weight.shape[1]) and hidden.dtype == np.float32
+    np.testing.assert_allclose(hidden, model.hidden_states(texts), atol=1e-4, rtol=0)
+    before = model.tokens_computed
+    model.score_labels_and_hidden(texts, words)
+    computed = model.tokens_computed - before
+    model.score_labels(texts, words)
+    assert computed == model.tokens_computed - before - computed  # no pass of its own
+
+
+def test_hidden_states_without_the_body_head_split(tiny_causal_dir: Path) -> None:
+    model = load_model(str(tiny_causal_dir), batch_size=3)
+    texts = demo_texts()[:3]
+    scores, hidden = model.score_labels_and_hidden(texts, WORDS)
+    model._body = model._fast = None  # only the full forward: two passes, the same numbers
+    scores_full, hidden_full = model.score_labels_and_hidden(texts, WORDS)
+    np.testing.assert_allclose(scores_full, scores, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(hidden_full, hidden, atol=1e-4, rtol=0)
+
+
 def test_full_forward_path_shares_too(tiny_causal_dir: Path, reference: Reference) -> None:
     model = load_model(str(tiny_causal_dir), batch_size=3)
     model._body = model._fast = None  # the model's own forward (logits everywhere), with caches

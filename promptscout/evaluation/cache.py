@@ -33,8 +33,10 @@ def label_variant(label_words: Sequence[str], soft: str = "") -> str:
     return variant + "\x1esoft:" + soft if soft else variant
 
 
-HIDDEN_VARIANT = "hidden"
-"""The cache variant of hidden states (:meth:`LanguageModel.hidden_states`): float32 as float64."""
+HIDDEN_VARIANT = "hidden:scoring"
+"""The cache variant of hidden states, float32 as float64: read in the scoring pass
+(:meth:`LanguageModel.score_labels_and_hidden`). Named apart from the earlier ``"hidden"``,
+computed by a pass of its own, so a resumed store never mixes the two."""
 
 
 def generation_variant(max_new_tokens: int) -> str:

@@ -191,17 +191,32 @@ class LocalEvaluator(Evaluator):
         generation = self.task.kind == "generation"
         variants = prompt_variants(first, generation, self.max_new_tokens)
 
+        # The learned verbalizer reads the hidden state too: one pass gives both (what it
+        # computes is kept here for the hidden-state variant of the cache).
+        fresh_hidden: dict[str, np.ndarray] = {}
+
         def compute(piece: list[str]) -> Sequence[Any]:
             if generation:
                 return self.model.generate(piece, self.max_new_tokens)
             if first.soft:
                 soft = self._soft_tensors(first)
                 return list(self.model.score_labels_soft(piece, first.label_words, soft))
+            if len(variants) > 1:
+                scores, hidden = self.model.score_labels_and_hidden(piece, first.label_words)
+                fresh_hidden.update(zip(piece, hidden, strict=True))
+                return list(scores)
             return list(self.model.score_labels(piece, first.label_words))
 
+        def compute_hidden(piece: list[str]) -> Sequence[Any]:
+            rest = [t for t in piece if t not in fresh_hidden]
+            if rest:  # scores cached before, hidden states not: the same pass, scores unused
+                _, hidden = self.model.score_labels_and_hidden(rest, first.label_words)
+                fresh_hidden.update(zip(rest, hidden, strict=True))
+            return [fresh_hidden[t] for t in piece]
+
         outputs, missing = self._cached(texts, variants[0], compute, evaluated, progress)
-        if len(variants) > 1:  # the learned verbalizer reads the hidden state too
-            hidden, also = self._cached(texts, variants[1], self.model.hidden_states, evaluated)
+        if len(variants) > 1:
+            hidden, also = self._cached(texts, variants[1], compute_hidden, evaluated)
             outputs = [np.concatenate([o, h]) for o, h in zip(outputs, hidden, strict=True)]
             missing = sorted(set(missing) | set(also))
         per_prompt = [outputs[i * n : (i + 1) * n] for i in range(len(chunk))]

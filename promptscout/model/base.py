@@ -111,6 +111,13 @@ class LanguageModel(ABC):
             "in-process Hugging Face model"
         )
 
+    def score_labels_and_hidden(
+        self, texts: Sequence[str], label_words: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`score_labels` and :meth:`hidden_states` of the same texts (what a learned
+        verbalizer reads); backends that can read both in one pass override it."""
+        return self.score_labels(texts, label_words), self.hidden_states(texts)
+
     def next_token_log_probs(self, texts: Sequence[str]) -> np.ndarray:
         """The log-probability of every vocabulary token where each text's label word is
         predicted (white-box access: label-word search reads it).

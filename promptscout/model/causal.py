@@ -18,7 +18,7 @@ import torch
 from promptscout.errors import PromptscoutError
 from promptscout.model.engine import PrefixEngine
 from promptscout.model.hf import HFLanguageModel
-from promptscout.model.prefix import Pick
+from promptscout.model.prefix import HIDDEN, Pick
 from promptscout.model.soft_input import score_soft
 
 # Config fields that mean the logits are transformed after the output head (Gemma-2 soft-capping,
@@ -137,11 +137,29 @@ class CausalLM(HFLanguageModel):
             self.engine.score(rows, picks, out)
         return out
 
+    def score_labels_and_hidden(
+        self, texts: Sequence[str], label_words: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`score_labels` and, from the same pass, the final hidden state at each text's
+        last position (where the label words' first tokens are read): a learned verbalizer's
+        inputs at the cost of scoring alone, shared prefixes included."""
+        if self.engine.body is None:  # only the full forward is exact: no hidden states there
+            return super().score_labels_and_hidden(texts, label_words)
+        texts, words = [self._plain(t) for t in texts], list(label_words)
+        rows, picks = self._label_rows(texts, words, hidden=True)
+        out = np.zeros((len(texts), len(words)), dtype=np.float64)
+        hidden = np.zeros((len(texts), self.engine.head.weight.shape[1]), dtype=np.float32)
+        self.tokens_forwarded += sum(len(r) for r in rows)
+        if rows:
+            self.engine.score(rows, picks, out, hidden)
+        return out, hidden
+
     def _label_rows(
-        self, texts: list[str], words: list[str], reserve: int = 0
+        self, texts: list[str], words: list[str], reserve: int = 0, hidden: bool = False
     ) -> tuple[list[list[int]], list[list[Pick]]]:
         """The id rows and picks that score ``words`` after each text (see :meth:`score_labels`);
-        ``reserve`` context positions are kept free (for soft-prompt vectors)."""
+        ``reserve`` context positions are kept free (for soft-prompt vectors); with ``hidden``,
+        each text's first row also reads the hidden state at its last position."""
         rows: list[list[int]] = []
         picks: list[list[Pick]] = []
         # One call to the (Rust) tokenizer for all texts: the same ids as one text at a time.
@@ -152,6 +170,7 @@ class CausalLM(HFLanguageModel):
             t = self.prefix_ids + list(ids) or [self.start_id]  # as _text_ids(text)
             t = self._fit(t, self.max_length - reserve - longest + 1)
             last = len(t) - 1
+            first = len(rows)
             single = [(c, ids[0]) for c, ids in enumerate(conts) if len(ids) == 1]
             if single:
                 rows.append(t)
@@ -160,6 +179,11 @@ class CausalLM(HFLanguageModel):
                 if len(ids) > 1:
                     rows.append(t + ids[:-1])
                     picks.append([(last + j, tok, i, c) for j, tok in enumerate(ids)])
+            if hidden:
+                if len(rows) == first:  # no label word at all: the text alone
+                    rows.append(t)
+                    picks.append([])
+                picks[first].append((last, 0, i, HIDDEN))
         return rows, picks
 
     def score_labels_soft(

@@ -27,7 +27,7 @@ import torch
 
 from promptscout.model.fast import FastDecoder, fast_decoder
 from promptscout.model.hf import HFLanguageModel, cache_argument, cache_tensors, new_cache
-from promptscout.model.prefix import Node, Pick, build_tree
+from promptscout.model.prefix import HIDDEN, Node, Pick, build_tree
 
 Context = tuple[torch.Tensor, "torch.Tensor | None"]
 """Keys and values of the contexts of a batch's segments: see :meth:`PrefixEngine._context`."""
@@ -67,17 +67,30 @@ class PrefixEngine:
         self.cache_budget_tokens = 4096
         self.cache_arg = cache_argument(body or model.hf_model)
         self.fast: FastDecoder | None = None
+        self._hidden_out: np.ndarray | None = None  # where HIDDEN picks go, during score()
         self.share = self.check_sharing()
         self.fast = self.check_fast()
 
     # -- scoring -------------------------------------------------------------------------------
 
-    def score(self, rows: list[list[int]], picks: list[list[Pick]], out: np.ndarray) -> None:
+    def score(
+        self,
+        rows: list[list[int]],
+        picks: list[list[Pick]],
+        out: np.ndarray,
+        hidden_out: np.ndarray | None = None,
+    ) -> None:
         """Run ``rows`` through the network, sharing their common prefixes, and add each row's
-        picked log-probabilities (see :data:`~promptscout.model.prefix.Pick`) to ``out``."""
+        picked log-probabilities (see :data:`~promptscout.model.prefix.Pick`) to ``out``; a pick
+        of class :data:`~promptscout.model.prefix.HIDDEN` writes the final hidden state at its
+        position to ``hidden_out[text]`` instead (needs the body/head split)."""
         min_shared = self.min_shared_tokens if self.share else NO_SHARING
-        with torch.inference_mode():
-            self._run(build_tree(rows, picks, min_shared=min_shared), out)
+        self._hidden_out = hidden_out
+        try:
+            with torch.inference_mode():
+                self._run(build_tree(rows, picks, min_shared=min_shared), out)
+        finally:
+            self._hidden_out = None
 
     def _run(self, root: Node, out: np.ndarray) -> None:
         """Run every segment of the tree once, parents before children, adding picks to ``out``.
@@ -157,21 +170,32 @@ class PrefixEngine:
         # classes read it.
         slots: dict[tuple[int, int], int] = {}
         sel, tok, ti, ci = [], [], [], []
+        hidden_slots, hidden_texts = [], []
         for b, node in enumerate(batch):
             for pos, token, i, c in node.picks:
-                sel.append(slots.setdefault((b, pos - node.start), len(slots)))
+                slot = slots.setdefault((b, pos - node.start), len(slots))
+                if c == HIDDEN:
+                    hidden_slots.append(slot)
+                    hidden_texts.append(i)
+                    continue
+                sel.append(slot)
                 tok.append(token)
                 ti.append(i)
                 ci.append(c)
         past = self._context(batch, context) if context else None
         if self.fast is not None and self.body is not None:
-            logits, kv = self._fast_pass(batch, lengths, starts, past, list(slots), keep)
+            read, kv = self._fast_pass(batch, lengths, starts, past, list(slots), keep)
             skipped = (sum(lengths) - len(slots)) * self.fast.skipped_flops_per_row
         else:
-            logits, kv = self._hf_pass(batch, lengths, starts, past, list(slots), keep)
+            read, kv = self._hf_pass(batch, lengths, starts, past, list(slots), keep)
             skipped = 0
         self.model.tokens_computed += sum(lengths)
         self.model.flops += self.model._flops(starts, lengths, len(slots)) - skipped
+        if hidden_slots:
+            assert self._hidden_out is not None and self.body is not None
+            picked = read[torch.tensor(hidden_slots, dtype=torch.long, device=dev)]
+            self._hidden_out[hidden_texts] = picked.float().cpu().numpy()
+        logits = self.head(read) if self.body is not None else read
         if sel:
             logp = torch.log_softmax(logits.float(), dim=-1)
             sel_t = torch.tensor(sel, dtype=torch.long, device=dev)
@@ -195,7 +219,8 @@ class PrefixEngine:
         slots: list[tuple[int, int]],
         keep: bool,
     ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]] | None]:
-        """The lean Llama-family pass (:mod:`promptscout.model.fast`) over packed segments."""
+        """The lean Llama-family pass (:mod:`promptscout.model.fast`) over packed segments: the
+        final hidden states at ``slots`` (and the new keys and values with ``keep``)."""
         assert self.fast is not None
         dev = self.model.device
         ids = torch.tensor([t for n in batch for t in n.tokens], dtype=torch.long, device=dev)
@@ -204,8 +229,7 @@ class PrefixEngine:
         ).clamp_(max=self.model.max_length - 1)
         offsets = np.cumsum([0, *lengths[:-1]])
         rows = torch.tensor([offsets[b] + j for b, j in slots], dtype=torch.long, device=dev)
-        hidden, kv = self.fast(ids, positions.to(dev), lengths, starts, past, rows, keep)
-        return self.head(hidden), kv
+        return self.fast(ids, positions.to(dev), lengths, starts, past, rows, keep)
 
     def _hf_pass(
         self,
@@ -216,7 +240,9 @@ class PrefixEngine:
         slots: list[tuple[int, int]],
         keep: bool,
     ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]] | None]:
-        """The model's own forward over right-padded segments, with a fresh cache for context."""
+        """The model's own forward over right-padded segments, with a fresh cache for context:
+        the final hidden states at ``slots`` (the logits there when the model has no body/head
+        split), and the new keys and values with ``keep``."""
         dev = self.model.device
         width, context = max(lengths), max(starts)
         ids = torch.tensor(
@@ -253,14 +279,13 @@ class PrefixEngine:
             kwargs["use_cache"] = False
         where = torch.tensor(slots, dtype=torch.long, device=dev).reshape(-1, 2)
         if self.body is None:
-            logits = self.model.hf_model(**kwargs).logits[where[:, 0], where[:, 1]]
+            read = self.model.hf_model(**kwargs).logits[where[:, 0], where[:, 1]]
         else:
-            hidden = self.body(**kwargs)[0]
-            logits = self.head(hidden[where[:, 0], where[:, 1]])
+            read = self.body(**kwargs)[0][where[:, 0], where[:, 1]]
         if not keep:
-            return logits, None
+            return read, None
         keys, values = cache_tensors(cache)
-        return logits, [
+        return read, [
             (k[:, :, context:], v[:, :, context:]) for k, v in zip(keys, values, strict=True)
         ]
 

@@ -19,7 +19,11 @@ from typing import Any
 
 Pick = tuple[int, int, int, int]
 """``(position, token, text_index, class_index)``: add ``log P(token | sequence[:position + 1])``
-to ``out[text_index, class_index]``."""
+to ``out[text_index, class_index]``; with ``class_index`` :data:`HIDDEN`, the final hidden state
+at ``position`` is the text's hidden state instead (``token`` unused)."""
+
+HIDDEN = -1
+"""The class index of a pick that reads the hidden state (see :data:`Pick`)."""
 
 
 class Node:
