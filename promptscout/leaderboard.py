@@ -257,6 +257,8 @@ def describe(prompt: Prompt | Ensemble, width: int = 90) -> str:
     text += f"  [{'/'.join(prompt.label_words)}]"
     if prompt.demos:
         text += f" +{len(prompt.demos)} demos"
+    if prompt.nearest_demos:
+        text += f" +{prompt.nearest_demos} nearest demos"
     return text if len(text) <= width else text[: width - 3] + "..."
 
 

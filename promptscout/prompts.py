@@ -151,6 +151,9 @@ class Prompt:
             :data:`CALIBRATIONS` (see :mod:`promptscout.evaluation.readout`).
         verbalizer: "" (the label words' scores are the class scores) or ``"linear"`` (a head
             on the label words' scores and the hidden state, fitted on the training examples).
+        nearest_demos: Show, for each input, this many training examples most like it as
+            demonstrations, the most similar last (by the model's own hidden states, see
+            :mod:`promptscout.evaluation.neighbours`); 0: the fixed ``demos`` (if any).
     """
 
     template: str
@@ -164,6 +167,7 @@ class Prompt:
     soft: str = ""
     calibration: str = ""
     verbalizer: str = ""
+    nearest_demos: int = 0
 
     def __post_init__(self) -> None:
         # Lists from JSON or configs become tuples so the prompt stays hashable.
@@ -209,6 +213,17 @@ class Prompt:
             )
         if self.soft and self.verbalizer:
             raise PromptscoutError("a linear verbalizer reads discrete prompts only, not soft ones")
+        if isinstance(self.nearest_demos, bool) or not isinstance(self.nearest_demos, int):
+            raise PromptscoutError(
+                f"Prompt.nearest_demos must be a whole number, got {self.nearest_demos!r}"
+            )
+        if self.nearest_demos < 0:
+            raise PromptscoutError(f"nearest_demos must be 0 or more, got {self.nearest_demos}")
+        if self.nearest_demos and self.demos:
+            raise PromptscoutError(
+                "a prompt shows fixed demos or its nearest training examples, not both: "
+                "leave demos empty or nearest_demos at 0"
+            )
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -231,7 +246,7 @@ class Prompt:
             "separator": self.separator,
         }
         # Absent when empty, so prompts without them keep the keys they always had.
-        for name in ("soft", "calibration", "verbalizer"):
+        for name in ("soft", "calibration", "verbalizer", "nearest_demos"):
             if getattr(self, name):
                 identity[name] = getattr(self, name)
         return identity
@@ -247,7 +262,7 @@ class Prompt:
     def from_dict(cls, data: Mapping[str, Any]) -> Prompt:
         """Build a prompt from :meth:`to_dict` output; unknown keys are an error."""
         known = {"template", "label_words", "instruction", "demos", "triggers", "separator"}
-        known |= {"soft", "calibration", "verbalizer"}
+        known |= {"soft", "calibration", "verbalizer", "nearest_demos"}
         unknown = sorted(set(data) - known - {"metadata"})
         if unknown:
             raise PromptscoutError(f"unknown prompt key(s) {unknown}; known: {sorted(known)}")

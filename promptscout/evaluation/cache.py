@@ -39,6 +39,11 @@ HIDDEN_VARIANT = "hidden:scoring"
 computed by a pass of its own, so a resumed store never mixes the two."""
 
 
+EMBED_VARIANT = "embed:mean"
+"""The cache variant of input texts' embeddings (:meth:`LanguageModel.embed`), which choose
+nearest-neighbour demonstrations."""
+
+
 def generation_variant(max_new_tokens: int) -> str:
     return f"generate:{max_new_tokens}"
 

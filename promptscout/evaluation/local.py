@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
-from promptscout.evaluation.cache import ScoreCache, prompt_variants
+from promptscout.evaluation.cache import EMBED_VARIANT, ScoreCache, prompt_variants
+from promptscout.evaluation.neighbours import Neighbours
 from promptscout.evaluation.readout import needs_hidden
 from promptscout.evaluation.scoring import (
     Rendered,
@@ -63,6 +64,9 @@ class LocalEvaluator(Evaluator):
         self.texts_per_call = texts_per_call
         self.max_new_tokens = max_new_tokens
         self._frame_tokens: dict[str, int] = {}
+        # Each input's nearest training examples, for prompts with nearest_demos; the texts'
+        # embeddings go through the score cache like any output.
+        self.neighbours = Neighbours(task, self._embed)
 
     @property
     def fingerprint(self) -> str:
@@ -102,6 +106,7 @@ class LocalEvaluator(Evaluator):
             check=lambda p: p.soft and self._soft_tensors(p),
             references=finish,
             chat=getattr(self.model, "chat", False),
+            neighbours=self.neighbours,
         )
         yield from failed
         for chunk in self._chunks(rendered):
@@ -251,11 +256,17 @@ class LocalEvaluator(Evaluator):
                 progress(sum(evaluated[i] for i in positions))
         return outputs, missing
 
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        vectors, _ = self._cached(texts, EMBED_VARIANT, self.model.embed, [False] * len(texts))
+        return np.stack(vectors)
+
     def prompt_tokens(self, prompt: Prompt) -> int:
-        """Tokens of the prompt's own text: instruction, template and demos with empty inputs."""
+        """Tokens of the prompt's own text: instruction, template and demos with empty inputs
+        (for nearest-neighbour demonstrations, the first training examples stand in)."""
         if prompt.key not in self._frame_tokens:
             blank = Example("frame", {f: "" for f in self.task.input_fields}, 0)
             demos = [self.task.example(i) for i in prompt.demos]
+            demos += list(self.task.train[: prompt.nearest_demos])
             frame = self.model.count_tokens(prompt.render(blank, demos))
             if prompt.soft:  # each soft vector takes a token's place
                 frame += len(self._soft_tensors(prompt)[PREFIX])

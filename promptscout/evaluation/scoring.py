@@ -14,6 +14,7 @@ import numpy as np
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation import readout
 from promptscout.evaluation.base import Evaluation
+from promptscout.evaluation.neighbours import Neighbours
 from promptscout.objectives import Objective, ObjectiveInput
 from promptscout.prompts import Prompt, chat_text
 from promptscout.soft_tensors import SoftResolver, check_tensors
@@ -38,20 +39,39 @@ class Rendered:
 
 
 def render_texts(
-    task: Task, prompt: Prompt, examples: Sequence[Example], chat: bool = False
+    task: Task,
+    prompt: Prompt,
+    examples: Sequence[Example],
+    chat: bool = False,
+    neighbours: Neighbours | None = None,
 ) -> list[str]:
     """The texts the model reads for ``prompt`` on ``examples`` (demos looked up in ``task``);
     with ``chat``, each is the prompt's chat messages (:meth:`Prompt.messages`) as one text.
 
+    Args:
+        neighbours: Finds each example's nearest training examples, for a prompt with
+            ``nearest_demos`` (the evaluator's, over its model's hidden states).
+
     Raises:
-        PromptscoutError: the prompt does not fit the task.
+        PromptscoutError: the prompt does not fit the task, or needs neighbours that are not
+            given.
         KeyError: a demo id or template field is missing.
     """
     prompt.check_task(task)
-    demos = [task.example(i) for i in prompt.demos]
+    if prompt.nearest_demos:
+        if neighbours is None:
+            raise PromptscoutError(
+                "nearest-neighbour demonstrations are chosen by the model's hidden states: "
+                "score this prompt with the local evaluator and an in-process model"
+            )
+        per_example = neighbours.demos(examples, prompt.nearest_demos)
+    else:
+        demos = [task.example(i) for i in prompt.demos]
+        per_example = [demos] * len(examples)
+    pairs = zip(examples, per_example, strict=True)
     if chat:
-        return [chat_text(prompt.messages(e, demos)) for e in examples]
-    return [prompt.render(e, demos) for e in examples]
+        return [chat_text(prompt.messages(e, d)) for e, d in pairs]
+    return [prompt.render(e, d) for e, d in pairs]
 
 
 def render_prompts(
@@ -62,6 +82,7 @@ def render_prompts(
     check: Callable[[Prompt], object] | None = None,
     references: bool = True,
     chat: bool = False,
+    neighbours: Neighbours | None = None,
 ) -> tuple[list[Rendered], list[Evaluation]]:
     """Each prompt's texts, and a failed evaluation (in prompt order) for each prompt that cannot
     be rendered on ``examples`` or that ``check`` refuses with a :class:`PromptscoutError`: it
@@ -72,6 +93,8 @@ def render_prompts(
         references: Append the examples the prompt's readout needs
             (:func:`~promptscout.evaluation.readout.reference_examples`); off where the caller
             sends examples that already hold them (a Ray work unit).
+        neighbours: For prompts with nearest-neighbour demonstrations (see
+            :func:`render_texts`); without, such a prompt fails alone.
     """
     ids = tuple(e.id for e in examples)
     rendered: list[Rendered] = []
@@ -80,7 +103,7 @@ def render_prompts(
         extra = readout.reference_examples(task, prompt) if references else ()
         every = (*examples, *extra)
         try:
-            texts = render_texts(task, prompt, every, chat)
+            texts = render_texts(task, prompt, every, chat, neighbours)
         except (PromptscoutError, KeyError) as exc:
             failed.append(Evaluation(prompt.key, split, ids, error=f"cannot render: {exc}"))
             continue

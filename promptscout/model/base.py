@@ -111,6 +111,21 @@ class LanguageModel(ABC):
             "in-process Hugging Face model"
         )
 
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Each text's embedding: the mean of the model's final hidden states over its tokens
+        (white-box access, for nearest-neighbour demonstrations).
+
+        Returns:
+            float32 array ``[len(texts), hidden]``.
+
+        Raises:
+            PromptscoutError: the backend exposes no hidden states (e.g. a served model).
+        """
+        raise PromptscoutError(
+            f"model '{self.name}' exposes no hidden states; nearest-neighbour demonstrations "
+            "need an in-process Hugging Face model"
+        )
+
     def score_labels_and_hidden(
         self, texts: Sequence[str], label_words: Sequence[str]
     ) -> tuple[np.ndarray, np.ndarray]:

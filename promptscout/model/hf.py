@@ -210,9 +210,21 @@ class HFLanguageModel(LanguageModel):
     def token_text(self, token: int) -> str:
         return str(self.tokenizer.decode([int(token)]))
 
-    def _hidden_at(self, rows: Sequence[list[int]], positions: Sequence[int]) -> np.ndarray:
-        """The final hidden state (what the output head reads) of each row at its position,
-        float32 ``[len(rows), hidden]``; rows run in length-sorted, right-padded batches."""
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """The mean final hidden state over each text's tokens (special tokens included), the
+        text cut to the context (see :class:`~promptscout.model.base.LanguageModel`)."""
+        rows = [
+            self.tokenizer(t, truncation=True, max_length=self.max_length)["input_ids"]
+            or [self.pad_id]
+            for t in texts
+        ]
+        self.tokens_forwarded += sum(len(r) for r in rows)
+        return self._hidden_at(rows, None)
+
+    def _hidden_at(self, rows: Sequence[list[int]], positions: Sequence[int] | None) -> np.ndarray:
+        """The final hidden state (what the output head reads) of each row at its position, or
+        its mean over the row's tokens when ``positions`` is None; float32 ``[len(rows),
+        hidden]``; rows run in length-sorted, right-padded batches."""
         import torch
 
         out: list[np.ndarray | None] = [None] * len(rows)
@@ -229,7 +241,11 @@ class HFLanguageModel(LanguageModel):
                 lengths = [len(rows[r]) for r in batch]
                 per_token, per_pair, _ = self._flop_rates
                 self.flops += per_token * sum(lengths) + per_pair * sum(n * n for n in lengths)
-                picked = hidden[torch.arange(len(batch)), [positions[r] for r in batch]]
+                if positions is None:  # mean over the real tokens
+                    weights = mask.unsqueeze(-1).to(hidden.dtype)
+                    picked = (hidden * weights).sum(1) / weights.sum(1)
+                else:
+                    picked = hidden[torch.arange(len(batch)), [positions[r] for r in batch]]
                 for b, row in zip(batch, picked.float().cpu().numpy(), strict=True):
                     out[b] = row
         return np.stack(out) if rows else np.zeros((0, 0), dtype=np.float32)

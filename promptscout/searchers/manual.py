@@ -39,15 +39,22 @@ class ManualConfig(SearcherConfig):
     )
     instructions: list[str] = option([""], help='Alternative instructions ("" for none).')
     readouts: list[str] = option([""], help=READOUTS_HELP)
+    nearest_demos: list[int] = option(
+        [0],
+        help="Numbers of nearest training examples each prompt is tried with as demonstrations "
+        "(0: none; by the model's hidden states, in-process models and local evaluator).",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.templates:
             raise OptionError(None, "the manual searcher needs 'templates', a list of templates")
         check_readouts(self.readouts)
+        if not self.nearest_demos or any(k < 0 for k in self.nearest_demos):
+            raise OptionError("nearest_demos", "must be a non-empty list of numbers 0 or more")
 
-    def reads_internals(self) -> bool:  # a learned verbalizer reads hidden states
-        return "linear" in self.readouts
+    def reads_internals(self) -> bool:  # learned verbalizers, nearest demos: hidden states
+        return "linear" in self.readouts or any(self.nearest_demos)
 
 
 class ManualSearcher(Searcher):
@@ -61,9 +68,19 @@ class ManualSearcher(Searcher):
         super().__init__(config, context)
         label_sets = [tuple(ws) for ws in config.label_word_sets] or [context.label_words]
         self._prompts = [
-            Prompt(template, label_words, instruction, **readout_fields(readout))
-            for template, label_words, instruction, readout in itertools.product(
-                config.templates, label_sets, config.instructions, config.readouts
+            Prompt(
+                template,
+                label_words,
+                instruction,
+                **readout_fields(readout),
+                nearest_demos=nearest if context.task.train else 0,
+            )
+            for template, label_words, instruction, readout, nearest in itertools.product(
+                config.templates,
+                label_sets,
+                config.instructions,
+                config.readouts,
+                config.nearest_demos,
             )
         ]
         for prompt in self._prompts:

@@ -88,9 +88,15 @@ class PromptParts(SearcherConfig):
             raise OptionError("max_demos", "must be 0 or more")
         if self.label_word_search < 0:
             raise OptionError("label_word_search", "must be 0 or more")
+        if getattr(self, "nearest_demos", 0) < 0:
+            raise OptionError("nearest_demos", "must be 0 or more")
 
     def reads_internals(self) -> bool:
-        return self.label_word_search > 0 or "linear" in getattr(self, "readouts", ())
+        return (
+            self.label_word_search > 0
+            or getattr(self, "nearest_demos", 0) > 0
+            or "linear" in getattr(self, "readouts", ())
+        )
 
     def uses_proposed_words(self, words: Sequence[str], context: SearchContext) -> bool:
         """Whether ``words`` hold one that label-word search proposed (picked with the training
@@ -169,6 +175,13 @@ READOUTS = ("", *CALIBRATIONS, *VERBALIZERS)
 READOUTS_HELP = (
     'Readouts to try per candidate: "" (the label words\' scores), contextual | domain | batch '
     "(calibrated), linear (a verbalizer fitted on the training examples)."
+)
+
+
+NEAREST_HELP = (
+    "When above 0, a prompt may show, instead of fixed demonstrations, this many nearest "
+    "training examples of each input (by the model's hidden states; in-process models, local "
+    "evaluator)."
 )
 
 

@@ -32,6 +32,7 @@ from promptscout.searchers.parts import (  # noqa: F401
     DEFAULT_FIELD_LABELS,
     DEFAULT_INSTRUCTIONS,
     DEFAULT_SEPARATORS,
+    NEAREST_HELP,
     READOUTS_HELP,
     PromptParts,
     check_readouts,
@@ -50,6 +51,7 @@ class RandomConfig(PromptParts):
         50, help="Draws per asked prompt before giving up on finding an unseen one."
     )
     readouts: list[str] = option([""], help=READOUTS_HELP)
+    nearest_demos: int = option(0, help=NEAREST_HELP)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -84,7 +86,9 @@ class RandomSearcher(Searcher):
         words = tuple(self._pick(choices) for choices in self._word_choices)
         if len(set(words)) < len(words):
             return None
-        n_demos = int(self._rng.integers(cfg.max_demos + 1)) if task.train else 0
+        # Drawn only when on, so a campaign without them samples as before.
+        nearest = cfg.nearest_demos if cfg.nearest_demos and self._rng.integers(2) else 0
+        n_demos = int(self._rng.integers(cfg.max_demos + 1)) if task.train and not nearest else 0
         picked = self._rng.choice(len(task.train), size=n_demos, replace=False) if n_demos else []
         demos = tuple(task.train[int(i)].id for i in picked)
         # Drawn only when there is a choice, so a campaign without readouts samples as before.
@@ -94,8 +98,9 @@ class RandomSearcher(Searcher):
             words,
             instruction=self._pick(cfg.instructions),
             demos=demos,
-            separator="\n\n" if demos else "\n",
+            separator="\n\n" if demos or nearest else "\n",
             **readout_fields(readout),
+            nearest_demos=nearest if task.train else 0,
         )
 
     def ask(self, n: int) -> list[Prompt]:

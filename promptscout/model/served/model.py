@@ -356,6 +356,9 @@ class ServedModel(LanguageModel):
     def hidden_states(self, texts: Sequence[str]) -> np.ndarray:
         self._no_white_box("hidden states")
 
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self._no_white_box("hidden states (nearest-neighbour demonstrations)")
+
     def next_token_log_probs(self, texts: Sequence[str]) -> np.ndarray:
         self._no_white_box("next-token distribution")
 

@@ -11,6 +11,7 @@ from promptscout.options import OptionError, option
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import SearchContext
 from promptscout.searchers.parts import (
+    NEAREST_HELP,
     READOUTS_HELP,
     PromptParts,
     balanced_demo_pool,
@@ -60,6 +61,7 @@ class BayesianConfig(PromptParts):
         "and readout (default: the first choice of every part).",
     )
     readouts: list[str] = option([""], help=READOUTS_HELP)
+    nearest_demos: int = option(0, help=NEAREST_HELP)
     multi_objective: bool = option(
         False, help="Also minimise the prompt's length in tokens, with a Pareto front."
     )
@@ -101,7 +103,9 @@ class PromptSpace:
 
     Parameters, in the order they are chosen (later ones only when active): ``template``; for a
     composed template ``separator``, ``field_label_<field>`` per input field and ``cue``;
-    ``instruction``; ``label_word_<i>`` per class; ``n_demos`` and ``demo_<i>`` per slot.
+    ``instruction``; ``label_word_<i>`` per class; ``nearest`` (with ``nearest_demos``: 1 shows
+    the nearest training examples instead of fixed demonstrations); ``n_demos`` and ``demo_<i>``
+    per slot.
     """
 
     def __init__(self, config: BayesianConfig, context: SearchContext) -> None:
@@ -116,6 +120,7 @@ class PromptSpace:
         self.words = config.word_choices("bayesian", context, probe)
         self.max_demos = config.max_demos if task.train else 0
         self.demo_pool = balanced_demo_pool(context, config.demo_pool) if self.max_demos else []
+        self.nearest = config.nearest_demos if task.train else 0
         self.readouts = list(config.readouts)
         self.initial = self._initial_params(config.initial or [{}], context)
         for template in self.templates:  # a precise error now rather than failed trials later
@@ -202,7 +207,9 @@ class PromptSpace:
         pick("instruction", len(self.instructions))
         for i, words in enumerate(self.words):
             pick(f"label_word_{i}", len(words))
-        if self.max_demos:
+        # With nearest-neighbour demonstrations on, a prompt shows them or fixed ones.
+        nearest = bool(pick("nearest", 2)) if self.nearest else False
+        if self.max_demos and not nearest:
             for i in range(pick("n_demos", self.max_demos + 1)):
                 pick(f"demo_{i}", len(self.demo_pool))
         if len(self.readouts) > 1:  # a parameter only when there is a choice
@@ -239,7 +246,8 @@ class PromptSpace:
             if len(set(words)) < len(words):
                 return None
             demos: list[str] = []
-            for i in range(params.get("n_demos", 0)):
+            nearest = self.nearest if params.get("nearest") else 0
+            for i in range(0 if nearest else params.get("n_demos", 0)):
                 demo = self.demo_pool[params[f"demo_{i}"]]
                 if demo not in demos:  # a repeated slot adds nothing: the prompt has fewer demos
                     demos.append(demo)
@@ -249,6 +257,7 @@ class PromptSpace:
                 instruction=self.instructions[params["instruction"]],
                 demos=tuple(demos),
                 metadata=dict(metadata or {}),
+                nearest_demos=nearest,
                 **readout_fields(self.readouts[params.get("readout", 0)]),
             )
         except (KeyError, IndexError):
