@@ -138,6 +138,18 @@ def parse_config(data: dict[str, Any], source: str = "<config>", text: str = "")
             config.task.holdout_limit = 2000  # finalists' test scoring stays minutes, not hours
         return config
     config.searchers = _searcher_specs(parser, data.get("searchers"))
+    for i, spec in enumerate(config.searchers):
+        nearest = spec.options.get("nearest_demos") or 0
+        if config.evaluator.type == "ray" and any(
+            nearest if isinstance(nearest, list) else [nearest]
+        ):
+            parser.fail(
+                "searchers",
+                "nearest_demos",
+                "nearest-neighbour demonstrations are chosen by the model's hidden states in the "
+                'local evaluator: use [evaluator] type = "local", or leave nearest_demos out',
+                i,
+            )
     return config
 
 

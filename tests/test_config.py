@@ -100,6 +100,19 @@ def test_unknown_searcher_type_and_option(tmp_path):
     assert ":22: [searchers] max_demo: unknown option of searcher 'random'" in message
 
 
+def test_nearest_demos_need_the_local_evaluator(tmp_path):
+    ray = GOOD + '\n[evaluator]\ntype = "ray"\n'
+    load_config(write(tmp_path, ray))  # fine without nearest-neighbour demonstrations
+    message = error_of(tmp_path, ray.replace("max_demos = 2", "max_demos = 2\nnearest_demos = 2"))
+    assert ":23: [searchers] nearest_demos: nearest-neighbour demonstrations" in message
+    assert '[evaluator] type = "local"' in message
+    manual = ray.replace(
+        'templates = ["{text} It was"]', 'templates = ["{text}"]\nnearest_demos = [0, 2]'
+    )
+    assert ":19: [searchers] nearest_demos" in error_of(tmp_path, manual)
+    load_config(write(tmp_path, manual.replace("[0, 2]", "[0]")))
+
+
 def test_searcher_needs_a_type_and_distinct_names(tmp_path):
     assert "missing 'type'" in error_of(tmp_path, GOOD.replace('type = "random"\n', ""))
     assert "two searchers are named 'manual'" in error_of(
