@@ -119,3 +119,44 @@ def test_a_file_without_searchers_runs_the_default_mix(tmp_path, tiny_causal_dir
         readouts = {(e.prompt.calibration, e.prompt.verbalizer) for e in build_leaderboard(store)
                     if e.kind == "prompt"}  # fmt: skip
         assert len(readouts) > 1  # candidates carry different readouts
+
+
+def test_label_word_search_is_cross_fitted(tmp_path, tiny_causal_dir, tiny_task_dir):
+    """The probe picks words with half of each class; a prompt using them is validated on the
+    other half, a prompt with the campaign's own words on all of train."""
+    from promptscout.searchers.label_search import probe_ids
+
+    task = load_task(str(tiny_task_dir), label_words=["bad", "good"])
+    half = probe_ids(task, 7)
+    assert half == probe_ids(task, 7) and half != probe_ids(task, 8)  # seeded
+    for label in {e.label for e in task.train}:
+        members = [e.id for e in task.train if e.label == label]
+        assert len([i for i in members if i in half]) == (len(members) + 1) // 2
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[campaign]\nname = "w"\nstore = "{tmp_path / "w.db"}"\n'
+        f'[model]\nname = "{tiny_causal_dir}"\n'
+        f'[task]\npath = "{tiny_task_dir}"\nlabel_words = ["bad", "good"]\n'
+        "[budget]\nexamples = 400\n[selection]\npool = 12\n"
+        '[[searchers]]\ntype = "bayesian"\nlabel_word_search = 3\nmax_demos = 0\n'
+        "n_startup_trials = 40\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    with finished(config) as store:
+        prompts = {key: prompt for key, (prompt, _) in store.prompts().items()}
+        records = {r["key"]: r for r in store.meta.selection}
+        seen = {"proposed": 0, "given": 0}
+        for key, record in records.items():
+            prompt = prompts[key]
+            proposed = any(w not in ("bad", "good") for w in prompt.label_words)
+            read = prompt.metadata.get("train_read")
+            assert "train_labels" not in prompt.metadata
+            expected = [e.id for e in task.train if not proposed or e.id not in read]
+            assert list(validation_ids(task, prompt)) == expected
+            assert record["validation_examples"] == len(expected)
+            if proposed:
+                halves = [set(probe_ids(task, s)) for s in range(100)]
+                assert set(read) in halves  # the searcher's own seeded half
+            seen["proposed" if proposed else "given"] += 1
+        assert seen["proposed"] and seen["given"]

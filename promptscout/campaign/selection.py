@@ -3,11 +3,12 @@
 After the search, the best ``pool`` candidates by the search split are compared again on more
 evidence than the 32-odd search examples that chose them (and that every search step has been
 fitting): each is also scored on the training examples it never learned from — all of them but
-its own demonstrations and the examples its writer read (a writer searcher's ``train_read``
-note) — unless its searcher shaped it with the training labels (gradient, RL
-and soft-prompt searchers, label-word search). A learned verbalizer is scored on a training
-example by a head fitted on the other folds only (:mod:`promptscout.evaluation.readout`), so it
-is validated there too.
+its own demonstrations and the examples its ``train_read`` note names (those a writer read, and
+the half that label-word search picked its words with) — unless its searcher trained on all the
+training labels (gradient, RL and soft-prompt searchers). A learned verbalizer is scored on a
+training example by a head fitted on the other folds only
+(:mod:`promptscout.evaluation.readout`), and nearest-neighbour demonstrations never show an
+input itself, so both are validated there too.
 
 Each candidate's selection score is the mean, over all its examples (search split and
 validation), of the ranking score of each example on its own; ties go to the lower mean
@@ -75,7 +76,7 @@ class Evidence:
 
 def validation_ids(task: Task, prompt: Prompt) -> tuple[str, ...]:
     """The training examples a prompt never learned from: all but its demonstrations and the
-    examples its writer read (a writer's ``train_read`` note)."""
+    examples its ``train_read`` note names (read by its writer or its label-word probe)."""
     seen = set(prompt.demos) | {str(i) for i in prompt.metadata.get("train_read") or ()}
     return tuple(e.id for e in task.train if e.id not in seen)
 

@@ -45,6 +45,11 @@ class SearcherConfig:
         """Whether ``words`` hold one these options picked with the training labels."""
         return False
 
+    def label_probe_ids(self, context: SearchContext) -> tuple[str, ...]:
+        """The training examples (ids) these options picked label words with; a prompt using
+        such words notes them as read (``train_read``): selection validates it on the rest."""
+        return ()
+
 
 @dataclass(frozen=True)
 class SearchContext:
@@ -208,13 +213,12 @@ class Searcher(ABC):
         return self.reads_train_labels or self.config.reads_internals()
 
     def shaped_by_train(self, prompt: Prompt) -> bool:
-        """Whether ``prompt`` was shaped by the training labels beyond the demonstrations it
-        shows (trained on them, or label words picked with them): its scores on the training
-        examples are then no held-out evidence for the campaign's selection. :meth:`propose`
-        stamps such prompts' metadata with ``train_labels``."""
-        return self.reads_train_labels or self.config.uses_proposed_words(
-            prompt.label_words, self.context
-        )
+        """Whether ``prompt`` was shaped by all the training labels beyond the demonstrations it
+        shows (a searcher trained on them): its scores on the training examples are then no
+        held-out evidence for the campaign's selection. :meth:`propose` stamps such prompts'
+        metadata with ``train_labels``. (Label words picked with part of them are noted as
+        ``train_read`` instead: the rest stays evidence.)"""
+        return self.reads_train_labels
 
     def curves(self) -> list[Curve]:
         """Training curves for the report (none by default)."""
@@ -236,13 +240,18 @@ class Searcher(ABC):
 
     def propose(self, n: int) -> list[Prompt]:
         """``ask(n)`` without repeats, each prompt's metadata stamped with this searcher's name
-        (and ``train_labels`` when :meth:`shaped_by_train`)."""
+        (and ``train_labels`` when :meth:`shaped_by_train`, or the training examples its label
+        words were picked with as ``train_read``)."""
         unique: dict[str, Prompt] = {}
         for prompt in self.ask(n):
             if prompt.key not in unique:
                 metadata = {k: v for k, v in prompt.metadata.items() if k != "searcher"}
                 if self.shaped_by_train(prompt):
                     metadata["train_labels"] = True
+                elif self.config.uses_proposed_words(prompt.label_words, self.context):
+                    read = {str(i) for i in metadata.get("train_read") or ()}
+                    read |= set(self.config.label_probe_ids(self.context))
+                    metadata["train_read"] = sorted(read)
                 unique[prompt.key] = replace(prompt, metadata={"searcher": self.name, **metadata})
         return list(unique.values())
 

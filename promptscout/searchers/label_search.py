@@ -9,8 +9,10 @@ A word qualifies when it is a plain word (letters only, at least three) that the
 one token after a space; each class gets its own words. The probe is deterministic given the
 model and the training examples, so a resumed campaign proposes the same words.
 
-Candidates that use these words were chosen with the training labels: their scores on the
-training examples are not held-out evidence (the campaign's selection knows it).
+Cross-fitting: a searcher's probe reads only half of the training examples (every class
+halved, seeded: :func:`probe_ids`), and a candidate that uses its words notes them as read
+(``train_read``), so the campaign's selection validates it on the other half, which the words
+were never chosen with, instead of trusting the search split alone.
 """
 
 from __future__ import annotations
@@ -29,8 +31,27 @@ LIKELY = 200  # tokens per class, by mean log-probability, that are ranked by co
 _WORD = re.compile(r" [A-Za-z]{3,}")
 
 
+def probe_ids(task: Task, seed: int) -> tuple[str, ...]:
+    """The training examples a searcher's probe reads: the first half (rounded up) of each
+    class, in a permutation drawn with ``seed``; in training order."""
+    rng = np.random.default_rng(seed)
+    by_class: dict[object, list[int]] = {}
+    for i, example in enumerate(task.train):
+        by_class.setdefault(example.label, []).append(i)
+    chosen: set[int] = set()
+    for _, members in sorted(by_class.items(), key=lambda item: str(item[0])):
+        order = rng.permutation(len(members))
+        chosen.update(members[int(k)] for k in order[: (len(members) + 1) // 2])
+    return tuple(task.train[i].id for i in sorted(chosen))
+
+
 def propose_label_words(
-    model: LanguageModel, task: Task, template: str, per_class: int, taken: Sequence[str] = ()
+    model: LanguageModel,
+    task: Task,
+    template: str,
+    per_class: int,
+    taken: Sequence[str] = (),
+    read: Sequence[str] | None = None,
 ) -> list[list[str]]:
     """``per_class`` new words per class (fewer if the vocabulary has no more), best first.
 
@@ -40,12 +61,15 @@ def propose_label_words(
         template: The probe template (``{field}`` placeholders; no demonstrations).
         per_class: How many words to propose per class.
         taken: Words never proposed (e.g. the candidates the campaign already has).
+        read: Ids of the training examples the probe reads (default: all of them).
     """
     if task.kind != "classification" or not task.train:
         raise PromptscoutError("label-word search needs a classification task with train examples")
     probe = Prompt(template, task.label_words)
-    log_probs = model.next_token_log_probs([probe.render(e) for e in task.train])
-    labels = np.array([int(e.label) for e in task.train])
+    wanted = set(read) if read is not None else None
+    examples = [e for e in task.train if wanted is None or e.id in wanted]
+    log_probs = model.next_token_log_probs([probe.render(e) for e in examples])
+    labels = np.array([int(e.label) for e in examples])
     used = {w.strip().lower() for w in taken}
     proposals: list[list[str]] = []
     for c in range(task.num_classes):

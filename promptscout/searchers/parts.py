@@ -104,6 +104,13 @@ class PromptParts(SearcherConfig):
         given = {w for ws in self.label_word_candidates for w in ws} | set(context.label_words)
         return bool(self.label_word_search) and any(w not in given for w in words)
 
+    def label_probe_ids(self, context: SearchContext) -> tuple[str, ...]:
+        """The training examples label-word search reads (half of each class, seeded with the
+        searcher's seed; see :func:`~promptscout.searchers.label_search.probe_ids`)."""
+        from promptscout.searchers.label_search import probe_ids
+
+        return probe_ids(context.task, context.seed) if self.label_word_search else ()
+
     def probe_template(self, context: SearchContext) -> str:
         """The template label-word search probes with: the first non-empty field label before
         each input field, the first cue and the first separator."""
@@ -136,6 +143,7 @@ class PromptParts(SearcherConfig):
                 probe_template or self.probe_template(context),
                 self.label_word_search,
                 taken,
+                read=self.label_probe_ids(context),
             )
             words = [ws + new for ws, new in zip(words, found, strict=True)]
         return words
