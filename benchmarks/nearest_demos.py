@@ -40,7 +40,7 @@ def fixed_demos(task: Task, k: int, seed: int) -> tuple[str, ...]:
     return tuple(str(pools[order[i % len(pools)]][i // len(pools)]) for i in range(k))
 
 
-def run_task(name: str, args: argparse.Namespace, model: Any) -> dict[str, Any]:
+def run_task(name: str, args: argparse.Namespace, model: Any, save: Any = None) -> dict[str, Any]:
     task = load_task(name, seed=args.seed)
     evaluator = LocalEvaluator(model, task, [resolve_objective("accuracy")])
     ids = test_ids(task, args.test_size)
@@ -67,12 +67,19 @@ def run_task(name: str, args: argparse.Namespace, model: Any) -> dict[str, Any]:
             )
             print(f"{name} {label:9} dev {rows[-1]['dev']:.4f} test {rows[-1]['test']:.4f} "
                   f"{template!r}", flush=True)  # fmt: skip
+        if save is not None:  # what is measured so far survives an interrupted run
+            save(_report(name, args, ids, rows))
+    return _report(name, args, ids, rows)
+
+
+def _report(name: str, args: argparse.Namespace, ids: list[str], rows: list[dict]) -> dict:
     mean = {
         label: {
             split: float(np.mean([r[split] for r in rows if r["demos"] == label]))
             for split in ("dev", "test")
         }
         for label in ("zero-shot", "fixed", "nearest")
+        if any(r["demos"] == label for r in rows)
     }
     return {"task": name, "split_seed": args.seed, "k": args.k, "test_examples": len(ids),
             "rows": rows, "mean": mean}  # fmt: skip
@@ -87,7 +94,14 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "nearest_demos.json"))
     args = parser.parse_args()
     model = load_model("smollm2-135m-instruct")
-    reports = [run_task(name, args, model) for name in args.tasks.split(",")]
+    reports: list[dict[str, Any]] = []
+
+    def save(partial: dict[str, Any]) -> None:
+        done = [*reports, partial]
+        Path(args.out).write_text(json.dumps(done, indent=2) + "\n", encoding="utf-8")
+
+    for name in args.tasks.split(","):
+        reports.append(run_task(name, args, model, save))
     Path(args.out).write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
     print("| task | zero-shot: test (dev) | fixed demos | nearest demos | nearest - fixed |")
     print("|---|---|---|---|---|")

@@ -114,6 +114,8 @@ def test_a_file_without_searchers_runs_the_default_mix(tmp_path, tiny_causal_dir
         stored = store.meta.config["searchers"]
         assert [s["type"] for s in stored] == ["manual", "bayesian"]
         assert stored[1]["options"]["readouts"] == ["", "batch", "linear"]
+        assert stored[0]["options"]["nearest_demos"] == [0, 2]
+        assert stored[1]["options"]["nearest_demos"] == 2
         kinds = {e.kind for e in build_leaderboard(store)}
         assert kinds == {"prompt", "ensemble"}  # ensembles on by default in the default mix
         readouts = {(e.prompt.calibration, e.prompt.verbalizer) for e in build_leaderboard(store)
@@ -160,3 +162,18 @@ def test_label_word_search_is_cross_fitted(tmp_path, tiny_causal_dir, tiny_task_
                 assert set(read) in halves  # the searcher's own seeded half
             seen["proposed" if proposed else "given"] += 1
         assert seen["proposed"] and seen["given"]
+
+
+def test_the_default_mix_leaves_out_what_the_model_or_evaluator_cannot_do(tiny_task_dir):
+    from promptscout.campaign.default import default_searchers
+
+    task = load_task(str(tiny_task_dir), label_words=["bad", "good"])
+    local = {s.type: s.options for s in default_searchers(task)}
+    assert local["bayesian"]["label_word_search"] == 3 and local["bayesian"]["nearest_demos"] == 2
+    served = {s.type: s.options for s in default_searchers(task, served=True)}
+    assert served["bayesian"]["label_word_search"] == 0
+    assert "linear" not in served["manual"]["readouts"]
+    ray = {s.type: s.options for s in default_searchers(task, ray=True)}
+    assert ray["bayesian"]["label_word_search"] == 3 and "linear" in ray["manual"]["readouts"]
+    for options in (*served.values(), *ray.values()):
+        assert "nearest_demos" not in options

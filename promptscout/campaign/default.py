@@ -4,11 +4,12 @@ A new user names a task and nothing else; the campaign then runs the mix the ben
 measured as the best at this budget (``benchmarks/default_campaign.py``, results in the README):
 
 - ``manual``: three generic hand-written templates over the task's input fields, each read out
-  three ways (the label words' scores; batch-calibrated; a linear verbalizer fitted on train);
+  three ways (the label words' scores; batch-calibrated; a linear verbalizer fitted on train),
+  zero-shot and with each input's two nearest training examples as demonstrations;
 - ``bayesian``: Optuna TPE over composed templates (field labels, cues, separators), the
-  instruction pool, label words (the task's own plus three per class that a probe on the
-  training examples proposes from the model's vocabulary), up to two demonstrations, and the
-  same three readouts.
+  instruction pool, label words (the task's own plus three per class that a probe on half the
+  training examples proposes from the model's vocabulary), up to two fixed demonstrations or
+  the two nearest, and the same three readouts.
 
 The file's parser (:func:`promptscout.config.parse_config`) gives ten minutes of search unless
 the file has a ``[budget]``, and re-scores the finalists on 2,000 held-out examples at most
@@ -22,20 +23,28 @@ from promptscout.config import SearcherSpec
 from promptscout.tasks import Task
 
 READOUTS = ["", "batch", "linear"]
+NEAREST_DEMOS = 2  # each input's nearest training examples, an option beside fixed demos
 
 
-def default_searchers(task: Task, served: bool = False) -> list[SearcherSpec]:
+def default_searchers(task: Task, served: bool = False, ray: bool = False) -> list[SearcherSpec]:
     """The default mix for ``task`` (its hand-written templates use the task's input fields);
-    on a ``served`` model, without what needs the model's internals (label-word search and the
-    learned verbalizer)."""
+    on a ``served`` model, without what needs the model's internals (label-word search, the
+    learned verbalizer and nearest-neighbour demonstrations); on the ``ray`` evaluator, without
+    nearest-neighbour demonstrations (chosen where the local evaluator scores)."""
     fields = task.input_fields
     body = "\n".join(f"{{{name}}}" for name in fields)
     labelled = "\n".join(f"{name.capitalize()}: {{{name}}}" for name in fields)
     templates = [f"{labelled}\nLabel:", f"{body}\nAnswer:", f"Input: {body}\nCategory:"]
     readouts = [r for r in READOUTS if r != "linear"] if served else READOUTS
-    searchers = [SearcherSpec("manual", {"templates": templates, "readouts": readouts})]
+    nearest = 0 if served or ray else NEAREST_DEMOS
+    manual = {"templates": templates, "readouts": readouts}
+    if nearest:
+        manual["nearest_demos"] = [0, nearest]
+    searchers = [SearcherSpec("manual", manual)]
     if task.kind == "classification":
         bayesian = {"label_word_search": 0 if served else 3, "max_demos": 2, "readouts": readouts}
+        if nearest:
+            bayesian["nearest_demos"] = nearest
         searchers.append(SearcherSpec("bayesian", bayesian))
     else:  # generation: no label words to search, no readouts
         searchers[0] = SearcherSpec("manual", {"templates": templates})

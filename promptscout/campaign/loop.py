@@ -119,7 +119,9 @@ class Campaign:
 
     def _build_searchers(self) -> list[Searcher]:
         if self.config.default_mix and not self.config.searchers:
-            self.config.searchers = default_searchers(self.task, self.config.model.served)
+            self.config.searchers = default_searchers(
+                self.task, self.config.model.served, self.config.evaluator.type == "ray"
+            )
             _log(describe(self.config.searchers))
         searchers = []
         for position, spec in enumerate(self.config.searchers):
