@@ -4,7 +4,8 @@
 (each text tokenised on its own, cut from the left to fit the context), and generates greedy
 continuations. Its rows are scored by the shared-prefix engine it owns
 (:class:`~promptscout.model.engine.PrefixEngine`, ``model.engine``), which runs each common token
-prefix once; soft prompts are scored by :mod:`promptscout.model.soft_input`.
+prefix once, after a learned key/value prefix if one is given (prefix tuning:
+:mod:`promptscout.model.kv_prefix`); soft prompts are scored by :mod:`promptscout.model.soft_input`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from promptscout.errors import PromptscoutError
 from promptscout.model.engine import PrefixEngine
 from promptscout.model.hf import HFLanguageModel
+from promptscout.model.kv_prefix import check_kv
 from promptscout.model.prefix import HIDDEN, Pick
 from promptscout.model.soft_input import score_soft
 
@@ -128,13 +130,40 @@ class CausalLM(HFLanguageModel):
         input-first prompts, a text shared by its multi-token words) run once, and their
         key/value cache serves every continuation.
         """
+        return self._score(texts, label_words)
+
+    def score_labels_kv(
+        self,
+        texts: Sequence[str],
+        label_words: Sequence[str],
+        kv_prefix: torch.Tensor | np.ndarray,
+    ) -> np.ndarray:
+        """:meth:`score_labels` after a learned key/value prefix (prefix tuning, see
+        :mod:`promptscout.model.kv_prefix`): ``kv_prefix`` is ``[layers, 2, kv_heads, n,
+        head_dim]``; every sequence reads it before its first token, which sits at position n
+        (texts are cut to fit the context less those n positions).
+
+        Raises:
+            PromptscoutError: ``kv_prefix`` does not fit the model's key/value cache.
+        """
+        check_kv(kv_prefix, self.hf_model.config)
+        return self._score(texts, label_words, torch.as_tensor(kv_prefix))
+
+    def _score(
+        self,
+        texts: Sequence[str],
+        label_words: Sequence[str],
+        kv_prefix: torch.Tensor | None = None,
+    ) -> np.ndarray:
+        """Label scores of ``texts`` from the engine, after ``kv_prefix`` if one is given."""
         texts, words = [self._plain(t) for t in texts], list(label_words)
-        rows, picks = self._label_rows(texts, words)
+        reserve = 0 if kv_prefix is None else kv_prefix.shape[3]
+        rows, picks = self._label_rows(texts, words, reserve=reserve)
         out = np.zeros((len(texts), len(words)), dtype=np.float64)
         # The logical cost (each sequence as if run alone): stable whatever the batching.
         self.tokens_forwarded += sum(len(r) for r in rows)
         if rows:
-            self.engine.score(rows, picks, out)
+            self.engine.score(rows, picks, out, kv_prefix=kv_prefix)
         return out
 
     def score_labels_and_hidden(
@@ -158,8 +187,9 @@ class CausalLM(HFLanguageModel):
         self, texts: list[str], words: list[str], reserve: int = 0, hidden: bool = False
     ) -> tuple[list[list[int]], list[list[Pick]]]:
         """The id rows and picks that score ``words`` after each text (see :meth:`score_labels`);
-        ``reserve`` context positions are kept free (for soft-prompt vectors); with ``hidden``,
-        each text's first row also reads the hidden state at its last position."""
+        ``reserve`` context positions are kept free (for soft-prompt vectors or a learned
+        key/value prefix); with ``hidden``, each text's first row also reads the hidden state at
+        its last position."""
         rows: list[list[int]] = []
         picks: list[list[Pick]] = []
         # One call to the (Rust) tokenizer for all texts: the same ids as one text at a time.

@@ -8,6 +8,7 @@ Scoring is built to do as little work as the numbers allow, and never to change 
   input-first prompts that start with it, a text once for all its multi-token label words;
 - a shared prefix's keys and values serve its continuations, which run after it at their own
   positions, right-padded, with the prefix's cache laid before them;
+- a learned key/value prefix (prefix tuning) is one more cached context, before every row;
 - passes are packed by length (``batch_tokens`` tokens each) so little padding is computed;
 - the vocabulary-sized output head runs only at the positions that predict a label token;
 - Llama-family models run a lean forward of their own weights (:mod:`promptscout.model.fast`),
@@ -27,7 +28,7 @@ import torch
 
 from promptscout.model.fast import FastDecoder, fast_decoder
 from promptscout.model.hf import HFLanguageModel, cache_argument, cache_tensors, new_cache
-from promptscout.model.prefix import HIDDEN, Node, Pick, build_tree
+from promptscout.model.prefix import HIDDEN, Node, Pick, build_tree, under_context
 
 Context = tuple[torch.Tensor, "torch.Tensor | None"]
 """Keys and values of the contexts of a batch's segments: see :meth:`PrefixEngine._context`."""
@@ -79,16 +80,25 @@ class PrefixEngine:
         picks: list[list[Pick]],
         out: np.ndarray,
         hidden_out: np.ndarray | None = None,
+        kv_prefix: torch.Tensor | None = None,
     ) -> None:
         """Run ``rows`` through the network, sharing their common prefixes, and add each row's
         picked log-probabilities (see :data:`~promptscout.model.prefix.Pick`) to ``out``; a pick
         of class :data:`~promptscout.model.prefix.HIDDEN` writes the final hidden state at its
-        position to ``hidden_out[text]`` instead (needs the body/head split)."""
+        position to ``hidden_out[text]`` instead (needs the body/head split).
+
+        ``kv_prefix`` (``[layers, 2, kv_heads, n, head_dim]``: learned keys and values, as
+        prefix tuning trains them) is a context every row reads first: the row's tokens then sit
+        at positions n, n + 1, ... (picks still give positions inside the row)."""
         min_shared = self.min_shared_tokens if self.share else NO_SHARING
         self._hidden_out = hidden_out
         try:
             with torch.inference_mode():
-                self._run(build_tree(rows, picks, min_shared=min_shared), out)
+                root = build_tree(rows, picks, min_shared=min_shared)
+                if kv_prefix is not None:
+                    kv = kv_prefix.to(device=self.model.device, dtype=self.model.dtype)
+                    under_context(root, kv.shape[3], kv)
+                self._run(root, out)
         finally:
             self._hidden_out = None
 

@@ -35,8 +35,9 @@ class Node:
         tokens: the segment's token ids.
         picks: where the output head is read inside this segment (absolute positions).
         children: segments that continue this one.
-        parent: the node whose cache this one extends: the root (no tokens, never run) for
-            segments that start at position 0; None for the root itself.
+        parent: the node whose cache this one extends: the root (never run: no tokens, or the
+            placeholders of a given context, see :func:`under_context`) for the first segments
+            of rows; None for the root itself.
         kv: at run time, the segment's key/value cache (backend-specific), kept while children
             still need it.
     """
@@ -56,7 +57,8 @@ class Node:
         return self.start + len(self.tokens)
 
     def ancestors(self) -> list[Node]:
-        """The nodes whose segments form this node's context, outermost first (root excluded)."""
+        """The nodes whose segments form this node's context, outermost first (the root only
+        when it holds a given context)."""
         chain: list[Node] = []
         node = self.parent
         while node is not None and node.tokens:
@@ -108,6 +110,22 @@ def build_tree(
             node.picks.append(pick)
         previous = row
     _fold(root, min_shared)
+    return root
+
+
+def under_context(root: Node, length: int, kv: Any) -> Node:
+    """Put the tree of ``root`` after a context of ``length`` positions given as keys and values
+    (``kv``: a learned prefix, as prefix tuning trains it), which every row then reads first.
+
+    The root becomes that context's node (``length`` placeholder tokens that are never run, its
+    cache ``kv``), and every segment and pick below it moves ``length`` positions on: a row's
+    first token sits at position ``length``. Returns ``root``.
+    """
+    for node in iter_nodes(root):
+        node.start += length
+        node.picks = [(pos + length, token, i, c) for pos, token, i, c in node.picks]
+    root.tokens = [-1] * length  # only their count matters: the root's cache is given
+    root.kv = kv
     return root
 
 
