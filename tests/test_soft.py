@@ -24,9 +24,9 @@ from promptscout.searchers import SearchContext, create_searcher
 from promptscout.searchers.prompt_tuning.training import (
     SoftTrainer,
     final_norm_weights,
-    init_prefix,
     nearest_tokens,
 )
+from promptscout.searchers.virtual_tokens import init_prefix
 from promptscout.soft_tensors import (
     decode_tensors,
     encode_tensors,

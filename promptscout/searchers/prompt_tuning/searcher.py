@@ -3,26 +3,26 @@ package docstring)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from promptscout.errors import PromptscoutError
 from promptscout.prompts import Prompt
-from promptscout.searchers.base import Curve, Outcome, SearchContext, Searcher
+from promptscout.searchers.base import SearchContext
 from promptscout.searchers.prompt_tuning.config import SoftConfig
+from promptscout.searchers.trained import TrainedSearcher
 from promptscout.soft_tensors import FINAL_NORM, PREFIX, pack_array, tensors_digest, unpack_array
 
 
-class SoftSearcher(Searcher):
+class SoftSearcher(TrainedSearcher):
     """Prompt tuning (optionally with the final norm) with early stopping on dev."""
 
     type_name = "soft"
     config_class = SoftConfig
     config: SoftConfig
     state_version = 1
-    reads_train_labels = True
 
     def __init__(self, config: SoftConfig, context: SearchContext) -> None:
         super().__init__(config, context)
@@ -34,16 +34,10 @@ class SoftSearcher(Searcher):
         self.base.check_task(task)
         self._trainer: Any = None
         self._offered: dict[str, dict[str, np.ndarray]] = {}  # digest -> tensors, last ask
-        # The training state (all of it in state()).
+        # The training state (all of it in state(), with the base class's progress()).
         self.tensors: dict[str, np.ndarray] | None = None
         self.anchor: dict[str, np.ndarray] | None = None
         self.adam: dict[str, Any] = {"step": 0, "m": {}, "v": {}}
-        self.epoch = 0
-        self.losses: list[float] = []
-        self.asked: dict[str, int] = {}  # digest -> epoch, proposed and not yet told
-        self.best: dict[str, Any] | None = None  # {"digest", "epoch", "ce": {example id: CE}}
-        self.stale = 0  # proposals in a row that did not improve on the best
-        self._exhausted = False
 
     # -- training ----------------------------------------------------------------------------
 
@@ -52,9 +46,11 @@ class SoftSearcher(Searcher):
 
     def _start(self) -> None:
         """The starting tensors (needs the model: called on the first ask)."""
-        from promptscout.searchers.prompt_tuning.training import final_norm_weights, init_prefix
+        from promptscout.model.soft_input import causal_model
+        from promptscout.searchers.prompt_tuning.training import final_norm_weights
+        from promptscout.searchers.virtual_tokens import init_prefix
 
-        model = self._model()
+        model = causal_model(self._model())
         start = {
             PREFIX: init_prefix(
                 model,
@@ -153,59 +149,6 @@ class SoftSearcher(Searcher):
         """The tensors of a soft prompt from the latest ask (the campaign stores them)."""
         return self._offered.get(digest)
 
-    def _per_example_ce(self, outcome: Outcome) -> dict[str, float] | None:
-        """Each scored example's cross-entropy of the gold class, from the told outputs."""
-        evaluation = outcome.evaluation
-        if outcome.failed or not evaluation.outputs:
-            return None
-        try:
-            out = np.asarray(evaluation.outputs, dtype=np.float64)
-            gold = [int(self.context.task.example(i).label) for i in evaluation.example_ids]
-        except (KeyError, PromptscoutError, TypeError, ValueError):
-            return None
-        if out.ndim != 2 or out.shape[0] != len(gold):
-            return None
-        logp = out - np.logaddexp.reduce(out, axis=1, keepdims=True)
-        ce = -logp[np.arange(len(gold)), gold]
-        return dict(zip(evaluation.example_ids, (float(x) for x in ce), strict=True))
-
-    def _improves(self, ce: dict[str, float]) -> bool:
-        """Better than the best on the examples both were scored on (racing may have stopped
-        this one on a minibatch); any candidate improves on nothing."""
-        if self.best is None:
-            return True
-        shared = [i for i in ce if i in self.best["ce"]]
-        if not shared:
-            return True
-        mine = float(np.mean([ce[i] for i in shared]))
-        theirs = float(np.mean([self.best["ce"][i] for i in shared]))
-        return mine < theirs
-
-    def tell(self, outcomes: Sequence[Outcome]) -> None:
-        for outcome in outcomes:
-            prompt = outcome.prompt
-            epoch = self.asked.pop(prompt.soft, None) if prompt.soft else None
-            if epoch is None:
-                continue  # a projection, or not ours
-            ce = self._per_example_ce(outcome)
-            if ce is not None and self._improves(ce):
-                merged = {**(self.best["ce"] if self.best else {}), **ce}
-                self.best = {"digest": prompt.soft, "epoch": epoch, "ce": merged}
-                self.stale = 0
-            else:
-                self.stale += 1
-        if self.stale >= self.config.patience or self.epoch >= self.config.max_epochs:
-            self._exhausted = True
-
-    @property
-    def exhausted(self) -> bool:
-        return self._exhausted
-
-    def curves(self) -> list[Curve]:
-        """The reporting hook: the mean train loss of every epoch."""
-        points = [(float(epoch + 1), loss) for epoch, loss in enumerate(self.losses)]
-        return [Curve(points, "epoch", "train loss", f"{self.name}: training loss per epoch")]
-
     # -- state -------------------------------------------------------------------------------
 
     def save(self) -> dict[str, Any]:
@@ -220,12 +163,7 @@ class SoftSearcher(Searcher):
                 "m": pack(self.adam["m"]),
                 "v": pack(self.adam["v"]),
             },
-            "epoch": self.epoch,
-            "losses": list(self.losses),
-            "asked": dict(self.asked),
-            "best": self.best,
-            "stale": self.stale,
-            "exhausted": self._exhausted,
+            **self.progress(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -236,10 +174,5 @@ class SoftSearcher(Searcher):
         self.anchor = unpack(state["anchor"])
         adam = state["adam"]
         self.adam = {"step": int(adam["step"]), "m": unpack(adam["m"]), "v": unpack(adam["v"])}
-        self.epoch = int(state["epoch"])
-        self.losses = [float(x) for x in state["losses"]]
-        self.asked = {k: int(v) for k, v in state["asked"].items()}
-        self.best = state["best"]
-        self.stale = int(state["stale"])
-        self._exhausted = bool(state["exhausted"])
+        self.restore_progress(state)
         self._offered = {}

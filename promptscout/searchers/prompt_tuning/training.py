@@ -1,5 +1,5 @@
-"""Prompt tuning's training: starting vectors, Adam on the soft tensors, and the nearest-token
-projection.
+"""Prompt tuning's training: Adam on the soft tensors, and the nearest-token projection (the
+starting vectors are :mod:`promptscout.searchers.virtual_tokens`).
 
 Training differentiates the class-normalised cross-entropy of the gold label words (the
 ``cross_entropy`` objective) with respect to the soft tensors only, through the model's
@@ -15,39 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from promptscout.errors import PromptscoutError
 from promptscout.model.soft_input import causal_model, final_norm, label_log_probs, soft_parameters
-from promptscout.soft_tensors import FINAL_NORM, INIT_MODES, PREFIX
-
-# Token ids sampled by "vocab" initialisation: BPE vocabularies list merges by frequency, so the
-# first ids are common words rather than rare fragments.
-_COMMON_IDS = 5000
-
-
-def init_prefix(model: Any, n: int, mode: str, text: str, seed: int) -> np.ndarray:
-    """``n`` starting vectors, float32 ``[n, hidden]``.
-
-    Args:
-        model: a causal LM.
-        n: number of vectors.
-        mode: ``"text"`` (the embeddings of ``text``'s first ``n`` tokens, the rest sampled as
-            ``"vocab"``), ``"vocab"`` (embeddings of common tokens drawn at random) or
-            ``"random"`` (normal with the embedding matrix's own standard deviation).
-        text: the initialisation text for ``"text"``.
-        seed: the random seed.
-    """
-    model = causal_model(model)
-    if mode not in INIT_MODES:
-        raise PromptscoutError(f"soft init must be one of {', '.join(INIT_MODES)}, got {mode!r}")
-    weights = model.input_embeddings().detach().float().cpu()
-    rng = np.random.default_rng(seed)
-    if mode == "random":
-        std = float(weights.std())
-        return rng.normal(0.0, std, size=(n, weights.shape[1])).astype(np.float32)
-    ids = model.tokenize(text)[:n] if mode == "text" else []
-    common = min(_COMMON_IDS, weights.shape[0])
-    ids += [int(i) for i in rng.integers(0, common, size=n - len(ids))]
-    return weights[torch.tensor(ids, dtype=torch.long)].numpy().copy()
+from promptscout.soft_tensors import FINAL_NORM, PREFIX
 
 
 def nearest_tokens(model: Any, prefix: np.ndarray) -> tuple[list[int], str]:

@@ -1,0 +1,113 @@
+"""What every searcher that trains numbers by gradient descent shares: epochs, proposals, and
+early stopping on the dev cross-entropy.
+
+Each ``ask`` trains some epochs on the train split and proposes the current numbers as one
+prompt (its ``soft`` field is their digest); ``tell`` gets its dev score. The best proposal so
+far is the one with the lowest mean cross-entropy of the gold class on the examples both were
+scored on (racing may stop a candidate on a minibatch); training stops after ``patience``
+proposals in a row that do not improve on it, or after ``max_epochs``. The prompt-tuning
+searcher (``soft``) and the PEFT family (``peft``) subclass :class:`TrainedSearcher`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from promptscout.errors import PromptscoutError
+from promptscout.searchers.base import Curve, Outcome, Searcher
+
+
+class TrainedSearcher(Searcher):
+    """Early stopping and training curves for a searcher trained epoch by epoch.
+
+    Subclasses train in ``ask`` (adding each epoch's mean loss to :attr:`losses` and counting
+    :attr:`epoch`), note each proposal's digest in :attr:`asked`, and save :meth:`progress` with
+    their own state. Their config has ``patience`` and ``max_epochs``.
+    """
+
+    reads_train_labels = True
+
+    def __init__(self, config: Any, context: Any) -> None:
+        super().__init__(config, context)
+        self.epoch = 0
+        self.losses: list[float] = []
+        self.asked: dict[str, int] = {}  # digest -> epoch, proposed and not yet told
+        self.best: dict[str, Any] | None = None  # {"digest", "epoch", "ce": {example id: CE}}
+        self.stale = 0  # proposals in a row that did not improve on the best
+        self._exhausted = False
+
+    def _per_example_ce(self, outcome: Outcome) -> dict[str, float] | None:
+        """Each scored example's cross-entropy of the gold class, from the told outputs."""
+        evaluation = outcome.evaluation
+        if outcome.failed or not evaluation.outputs:
+            return None
+        try:
+            out = np.asarray(evaluation.outputs, dtype=np.float64)
+            gold = [int(self.context.task.example(i).label) for i in evaluation.example_ids]
+        except (KeyError, PromptscoutError, TypeError, ValueError):
+            return None
+        if out.ndim != 2 or out.shape[0] != len(gold):
+            return None
+        logp = out - np.logaddexp.reduce(out, axis=1, keepdims=True)
+        ce = -logp[np.arange(len(gold)), gold]
+        return dict(zip(evaluation.example_ids, (float(x) for x in ce), strict=True))
+
+    def _improves(self, ce: dict[str, float]) -> bool:
+        """Better than the best on the examples both were scored on; any candidate improves on
+        nothing."""
+        if self.best is None:
+            return True
+        shared = [i for i in ce if i in self.best["ce"]]
+        if not shared:
+            return True
+        mine = float(np.mean([ce[i] for i in shared]))
+        theirs = float(np.mean([self.best["ce"][i] for i in shared]))
+        return mine < theirs
+
+    def tell(self, outcomes: Sequence[Outcome]) -> None:
+        for outcome in outcomes:
+            prompt = outcome.prompt
+            epoch = self.asked.pop(prompt.soft, None) if prompt.soft else None
+            if epoch is None:
+                continue  # not one of the trained proposals (e.g. a projection)
+            ce = self._per_example_ce(outcome)
+            if ce is not None and self._improves(ce):
+                merged = {**(self.best["ce"] if self.best else {}), **ce}
+                self.best = {"digest": prompt.soft, "epoch": epoch, "ce": merged}
+                self.stale = 0
+            else:
+                self.stale += 1
+        if self.stale >= self.config.patience or self.epoch >= self.config.max_epochs:
+            self._exhausted = True
+
+    @property
+    def exhausted(self) -> bool:
+        return self._exhausted
+
+    def curves(self) -> list[Curve]:
+        """The reporting hook: the mean train loss of every epoch."""
+        points = [(float(epoch + 1), loss) for epoch, loss in enumerate(self.losses)]
+        return [Curve(points, "epoch", "train loss", f"{self.name}: training loss per epoch")]
+
+    def progress(self) -> dict[str, Any]:
+        """The early-stopping state as JSON-ready data (subclasses add it to :meth:`save`)."""
+        return {
+            "epoch": self.epoch,
+            "losses": list(self.losses),
+            "asked": dict(self.asked),
+            "best": self.best,
+            "stale": self.stale,
+            "exhausted": self._exhausted,
+        }
+
+    def restore_progress(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`progress` returned."""
+        self.epoch = int(state["epoch"])
+        self.losses = [float(x) for x in state["losses"]]
+        self.asked = {k: int(v) for k, v in state["asked"].items()}
+        self.best = state["best"]
+        self.stale = int(state["stale"])
+        self._exhausted = bool(state["exhausted"])
