@@ -251,7 +251,9 @@ def describe(prompt: Prompt | Ensemble, width: int = 90) -> str:
     text = prompt.template.replace("\n", "\\n")
     if prompt.instruction:
         text = prompt.instruction.replace("\n", "\\n") + " | " + text
-    if prompt.soft:  # learned vectors before the text: say how many, and which tensors
+    if prompt.soft and prompt.metadata.get("method"):  # a PEFT adapter: its method
+        text = f"<{prompt.metadata['method']} {prompt.soft[:8]}> " + text
+    elif prompt.soft:  # learned vectors before the text: say how many, and which tensors
         vectors = prompt.metadata.get("vectors")
         text = f"<soft {vectors or '?'} vec {prompt.soft[:8]}> " + text
     text += f"  [{'/'.join(prompt.label_words)}]"

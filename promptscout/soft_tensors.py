@@ -30,12 +30,20 @@ from typing import Any
 
 import numpy as np
 
+from promptscout.adapters import (
+    check_adapter,
+    is_adapter,
+    read_folder,
+    virtual_tokens,
+    write_folder,
+)
 from promptscout.errors import PromptscoutError
 
 PREFIX = "prefix"
 FINAL_NORM = "final_norm"
 TENSOR_NAMES = (PREFIX, FINAL_NORM)
 EXPORT_SUFFIX = ".soft.safetensors"
+ADAPTERS_SUFFIX = ".adapters"
 INIT_MODES = ("text", "vocab", "random")
 PARAMETRIC_MODES = ("", "final_norm")
 
@@ -45,7 +53,10 @@ SoftResolver = Callable[[str], "SoftTensors | None"]
 
 
 def check_tensors(tensors: SoftTensors) -> dict[str, np.ndarray]:
-    """Validated float32, C-contiguous copies of a bundle; raises on a malformed one."""
+    """Validated float32, C-contiguous copies of a bundle (a PEFT adapter's bundle keeps its
+    config's bytes, see :mod:`promptscout.adapters`); raises on a malformed one."""
+    if is_adapter(tensors):
+        return check_adapter(tensors)
     unknown = sorted(set(tensors) - set(TENSOR_NAMES))
     if unknown or PREFIX not in tensors:
         raise PromptscoutError(
@@ -63,6 +74,12 @@ def check_tensors(tensors: SoftTensors) -> dict[str, np.ndarray]:
     if not all(np.isfinite(v).all() for v in out.values()):
         raise PromptscoutError("soft-prompt tensors contain NaN or infinite values")
     return out
+
+
+def added_positions(tensors: SoftTensors) -> int:
+    """Token positions a bundle adds before each input: a soft prompt's vectors, an adapter's
+    virtual tokens (none for LoRA)."""
+    return virtual_tokens(tensors) if is_adapter(tensors) else len(tensors[PREFIX])
 
 
 def pack_array(value: np.ndarray) -> dict[str, Any]:
@@ -131,27 +148,46 @@ def export_tensor_path(export_path: str | Path) -> Path:
     return path.with_name(path.stem + EXPORT_SUFFIX)
 
 
+def export_adapter_folder(export_path: str | Path, digest: str) -> Path:
+    """``runs/x.json`` -> ``runs/x.adapters/<digest>`` (a PEFT adapter folder)."""
+    path = Path(export_path)
+    return path.with_name(path.stem + ADAPTERS_SUFFIX) / digest
+
+
 def write_export_tensors(
     payload: dict[str, Any], export_path: str | Path, resolve: SoftResolver
 ) -> Path | None:
     """Write the tensors of the payload's soft prompts beside the export JSON.
 
-    Sets ``payload["soft_tensors"]`` to the file's name (relative to the JSON), or removes it when
-    the payload has no soft prompt. Returns the file written, or None.
+    Soft prompts' tensors go into one safetensors file, named by ``payload["soft_tensors"]``
+    (relative to the JSON); each PEFT adapter (:mod:`promptscout.adapters`) becomes a PEFT
+    folder, named by ``payload["adapters"][digest]`` with a line on loading it. Keys of prompts
+    the payload does not have are removed. Returns the tensors file written, or None.
     """
     from safetensors.numpy import save_file
 
-    digests = soft_digests(payload)
     payload.pop("soft_tensors", None)
-    if not digests:
-        return None
+    payload.pop("adapters", None)
     flat: dict[str, np.ndarray] = {}
-    for digest in digests:
+    folders: dict[str, str] = {}
+    for digest in soft_digests(payload):
         tensors = resolve(digest)
         if tensors is None:
             raise PromptscoutError(f"soft prompt {digest} has no stored tensors; cannot export it")
+        if is_adapter(tensors):
+            folder = write_folder(tensors, export_adapter_folder(export_path, digest))
+            folders[digest] = str(folder.relative_to(Path(export_path).parent))
+            continue
         for name, value in check_tensors(tensors).items():
             flat[f"{digest}.{name}"] = value
+    if folders:
+        payload["adapters"] = {
+            "folders": folders,
+            "load": "PeftModel.from_pretrained(base_model, folder) (peft); the prompt's template "
+            "and label words are read as with any prompt",
+        }
+    if not flat:
+        return None
     path = export_tensor_path(export_path)
     tmp = path.with_name(path.name + ".tmp")
     save_file(flat, str(tmp), metadata={"format": "promptscout-soft/1"})
@@ -161,24 +197,29 @@ def write_export_tensors(
 
 
 def load_export_tensors(export_path: str | Path, payload: Mapping[str, Any]) -> SoftResolver:
-    """A resolver over the tensors file an export names (digests are checked on load)."""
+    """A resolver over the tensors file and adapter folders an export names (digests are
+    checked on load: a folder edited since the export is refused)."""
     from safetensors.numpy import load_file
 
-    name = payload.get("soft_tensors")
-    if not name:
-        return lambda digest: None
-    path = Path(export_path).parent / str(name)
-    try:
-        flat = load_file(str(path))
-    except Exception as exc:
-        raise PromptscoutError(
-            f"cannot read the soft-prompt tensors {path} named by {export_path}: {exc}"
-        ) from None
     bundles: dict[str, dict[str, np.ndarray]] = {}
-    for key, value in flat.items():
-        digest, _, tensor = key.partition(".")
-        bundles.setdefault(digest, {})[tensor] = value
+    name = payload.get("soft_tensors")
+    if name:
+        path = Path(export_path).parent / str(name)
+        try:
+            flat = load_file(str(path))
+        except Exception as exc:
+            raise PromptscoutError(
+                f"cannot read the soft-prompt tensors {path} named by {export_path}: {exc}"
+            ) from None
+        for key, value in flat.items():
+            digest, _, tensor = key.partition(".")
+            bundles.setdefault(digest, {})[tensor] = value
+    folders = (payload.get("adapters") or {}).get("folders") or {}
+    for digest, folder in folders.items():
+        bundles[digest] = read_folder(Path(export_path).parent / str(folder))
     for digest, tensors in bundles.items():
         if tensors_digest(tensors) != digest:
-            raise PromptscoutError(f"{path}: tensors of soft prompt {digest} do not match it")
+            raise PromptscoutError(
+                f"{export_path}: the stored tensors of soft prompt {digest} do not match it"
+            )
     return bundles.get

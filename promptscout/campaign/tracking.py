@@ -345,9 +345,14 @@ class MlflowTracker(CampaignObserver):
         if export.exists():
             client.log_artifact(run_id, str(export), "export")
             # The tensors file the export names (beside it, by a relative name).
-            named = json.loads(export.read_text(encoding="utf-8")).get("soft_tensors")
+            payload = json.loads(export.read_text(encoding="utf-8"))
+            named = payload.get("soft_tensors")
             if named and (export.parent / named).exists():
                 client.log_artifact(run_id, str(export.parent / named), "export")
+            # PEFT adapter folders, under the same relative names as beside the export.
+            for folder in ((payload.get("adapters") or {}).get("folders") or {}).values():
+                if (export.parent / folder).is_dir():
+                    client.log_artifacts(run_id, str(export.parent / folder), f"export/{folder}")
         config = campaign.meta.config or campaign.config.to_dict()
         client.log_dict(run_id, config, "config.json")
         with tempfile.TemporaryDirectory(prefix="promptscout-report-") as folder:

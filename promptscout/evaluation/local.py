@@ -21,7 +21,7 @@ from promptscout.evaluation.scoring import (
 from promptscout.model import LanguageModel
 from promptscout.objectives import Objective
 from promptscout.prompts import Prompt
-from promptscout.soft_tensors import PREFIX, SoftResolver
+from promptscout.soft_tensors import SoftResolver, added_positions
 from promptscout.tasks import Example, Task
 
 
@@ -268,8 +268,8 @@ class LocalEvaluator(Evaluator):
             demos = [self.task.example(i) for i in prompt.demos]
             demos += list(self.task.train[: prompt.nearest_demos])
             frame = self.model.count_tokens(prompt.render(blank, demos))
-            if prompt.soft:  # each soft vector takes a token's place
-                frame += len(self._soft_tensors(prompt)[PREFIX])
+            if prompt.soft:  # each soft vector or virtual token takes a token's place
+                frame += added_positions(self._soft_tensors(prompt))
             self._frame_tokens[prompt.key] = frame
         return self._frame_tokens[prompt.key]
 

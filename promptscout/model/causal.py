@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from promptscout.adapters import is_adapter
 from promptscout.errors import PromptscoutError
 from promptscout.model.engine import PrefixEngine
 from promptscout.model.hf import HFLanguageModel
@@ -220,7 +221,12 @@ class CausalLM(HFLanguageModel):
         self, texts: Sequence[str], label_words: Sequence[str], soft: Mapping[str, np.ndarray]
     ) -> np.ndarray:
         """:meth:`score_labels` with soft-prompt vectors before each text's embeddings (see
-        :mod:`promptscout.model.soft_input`)."""
+        :mod:`promptscout.model.soft_input`); a PEFT adapter's bundle is scored by
+        :mod:`promptscout.model.adapter_input`."""
+        if is_adapter(soft):
+            from promptscout.model.adapter_input import score_adapter
+
+            return score_adapter(self, texts, label_words, soft)
         return score_soft(self, texts, label_words, soft)
 
     def hidden_states(self, texts: Sequence[str]) -> np.ndarray:

@@ -75,10 +75,14 @@ def label_log_probs(
     shape: tuple[int, int],
     prefix: torch.Tensor,
     norm: torch.Tensor | None,
+    *,
+    before_bos: bool = False,
 ) -> torch.Tensor:
     """Summed log-probabilities ``[texts, classes]`` (float32, differentiable in ``prefix`` and
-    ``norm``) of the picked tokens of id rows read with ``prefix`` spliced in after the BOS."""
-    dev, n, lead = model.device, prefix.shape[0], len(model.prefix_ids)
+    ``norm``) of the picked tokens of id rows read with ``prefix`` spliced in after the BOS
+    (before it with ``before_bos``: where PEFT's prompt tuning puts its virtual tokens)."""
+    dev, n = model.device, prefix.shape[0]
+    lead = 0 if before_bos else len(model.prefix_ids)
     embed = model.hf_model.get_input_embeddings()
     override = None
     if norm is not None:

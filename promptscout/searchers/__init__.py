@@ -18,6 +18,7 @@ from promptscout.searchers.base import SearchContext, Searcher, SearcherConfig
 from promptscout.searchers.bayesian import BayesianSearcher
 from promptscout.searchers.evolutionary import EvolutionarySearcher
 from promptscout.searchers.manual import ManualSearcher
+from promptscout.searchers.parametric import PeftSearcher
 from promptscout.searchers.prompt_tuning import SoftSearcher
 from promptscout.searchers.random_search import RandomSearcher
 from promptscout.searchers.rl import RLSearcher
@@ -48,6 +49,7 @@ register_searcher(ManualSearcher)
 register_searcher(RandomSearcher)
 register_searcher(BayesianSearcher)
 register_searcher(SoftSearcher)
+register_searcher(PeftSearcher)
 register_searcher(EvolutionarySearcher)
 register_searcher(AutoPromptSearcher)
 register_searcher(RLSearcher)

@@ -1,0 +1,134 @@
+"""The PEFT searcher's options."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from promptscout.adapters import PEFT_TYPES
+from promptscout.options import OptionError, option
+from promptscout.searchers.base import SearcherConfig
+from promptscout.soft_tensors import INIT_MODES
+
+PROMPT_METHODS = ("prompt_tuning", "prefix_tuning", "p_tuning")
+# Step sizes that train each method well from 32 examples on small models (the field's usual
+# ranges: prompt vectors move far, LoRA's low-rank updates little).
+DEFAULT_LEARNING_RATES = {
+    "prompt_tuning": 0.03,
+    "prefix_tuning": 0.01,
+    "p_tuning": 0.003,
+    "lora": 0.0005,
+}
+
+
+@dataclass
+class PeftSearcherConfig(SearcherConfig):
+    """Options of the PEFT searcher (``type = "peft"``).
+
+    ``method`` picks the parametric method: ``prompt_tuning`` (learned input vectors, the model
+    frozen), ``prefix_tuning`` (learned keys and values in every layer), ``p_tuning`` (input
+    vectors produced by a small trained encoder) or ``lora`` (low-rank updates of the model's
+    projections, trained together with the fixed template and label words: prompt-based
+    fine-tuning). Options a method does not read are refused when set.
+    """
+
+    method: str = option("prompt_tuning", help="prompt_tuning, prefix_tuning, p_tuning or lora.")
+    template: str = option(
+        "{text}", help="The discrete part of the prompt, with {field} placeholders."
+    )
+    label_words: list[str] = option(
+        [], help="One word per class (default: the campaign's label words)."
+    )
+    virtual_tokens: int = option(
+        20, help="Learned virtual tokens (prompt_tuning, prefix_tuning, p_tuning)."
+    )
+    init: str = option(
+        "text",
+        help='How virtual tokens start: "text" (init_text\'s tokens), "vocab" or "random".',
+    )
+    init_text: str = option(
+        "Read the text and answer with the correct label.",
+        help='The text whose tokens start the virtual tokens (init = "text").',
+    )
+    encoder_hidden_size: int = option(128, help="p_tuning's prompt encoder width.")
+    rank: int = option(8, help="LoRA's rank r.")
+    alpha: float = option(16.0, help="LoRA's scale numerator: updates are scaled by alpha / r.")
+    target_modules: list[str] = option(
+        [],
+        help="LoRA's module names (e.g. q_proj, v_proj; default: every linear layer of the "
+        "attention and MLP blocks).",
+    )
+    dropout: float = option(0.0, help="LoRA's dropout, or p_tuning's encoder dropout.")
+    learning_rate: float = option(
+        0.0,
+        help="AdamW's step size (0: the method's default: prompt_tuning 0.03, prefix_tuning "
+        "0.01, p_tuning 0.003, lora 0.0005).",
+    )
+    weight_decay: float = option(0.0, help="AdamW's decoupled weight decay.")
+    l2: float = option(
+        0.0, help="Weight of the squared distance of the trained tensors from their start."
+    )
+    train_batch: int = option(8, help="Training examples per step.")
+    accumulate: int = option(1, help="Steps whose gradients are summed before an update.")
+    epochs_per_ask: int = option(1, help="Epochs over the train split between two proposals.")
+    max_epochs: int = option(30, help="Stop after this many epochs.")
+    patience: int = option(
+        3,
+        help="Stop after this many proposals in a row that do not improve the dev cross-entropy.",
+    )
+    batch_size: int = option(1, help="Prompts asked for per round (one adapter per round).")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.method not in PEFT_TYPES:
+            raise OptionError(
+                "method", f"must be one of {', '.join(PEFT_TYPES)}, got {self.method!r}"
+            )
+        positive = ("virtual_tokens", "encoder_hidden_size", "rank", "train_batch", "accumulate")
+        for name in (*positive, "epochs_per_ask", "max_epochs", "patience"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise OptionError(name, f"must be a positive integer, got {value!r}")
+        if self.init not in INIT_MODES:
+            raise OptionError("init", f"must be one of {', '.join(INIT_MODES)}, got {self.init!r}")
+        if self.init == "text" and not self.init_text.strip():
+            raise OptionError("init_text", "must not be empty with init = 'text'")
+        for name in ("learning_rate", "weight_decay", "l2", "dropout", "alpha"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise OptionError(name, f"must be 0 or more, got {value!r}")
+        if self.dropout >= 1:
+            raise OptionError("dropout", f"must be below 1, got {self.dropout!r}")
+        if self.alpha == 0:
+            raise OptionError("alpha", "must be positive (0 would switch LoRA off)")
+        self._refuse_unread()
+
+    def _refuse_unread(self) -> None:
+        """Options another method reads, set away from their defaults, are refused: a user who
+        sets ``rank`` for prompt tuning believes it does something."""
+        readers = {
+            "virtual_tokens": PROMPT_METHODS,
+            "init": PROMPT_METHODS,
+            "init_text": PROMPT_METHODS,
+            "encoder_hidden_size": ("p_tuning",),
+            "rank": ("lora",),
+            "alpha": ("lora",),
+            "target_modules": ("lora",),
+            "dropout": ("lora", "p_tuning"),
+        }
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        for name, methods in readers.items():
+            field = fields[name]
+            default = (
+                field.default_factory() if field.default is dataclasses.MISSING else field.default
+            )
+            if self.method not in methods and getattr(self, name) != default:
+                raise OptionError(
+                    name, f"is read by {' and '.join(methods)} only, not by method {self.method!r}"
+                )
+
+    @property
+    def step_size(self) -> float:
+        """The learning rate in use (the method's default when 0)."""
+        return self.learning_rate or DEFAULT_LEARNING_RATES[self.method]

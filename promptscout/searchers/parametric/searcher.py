@@ -1,0 +1,107 @@
+"""The PEFT searcher: trains an adapter, proposes it after each round of epochs, stops early on
+dev (see the package docstring)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from promptscout.errors import PromptscoutError
+from promptscout.prompts import Prompt
+from promptscout.searchers.base import SearchContext
+from promptscout.searchers.parametric.config import PeftSearcherConfig
+from promptscout.searchers.trained import TrainedSearcher
+from promptscout.soft_tensors import tensors_digest
+
+
+class PeftSearcher(TrainedSearcher):
+    """Prompt tuning, prefix tuning, P-tuning or LoRA on PEFT, with early stopping on dev."""
+
+    type_name = "peft"
+    config_class = PeftSearcherConfig
+    config: PeftSearcherConfig
+    state_version = 1
+
+    def __init__(self, config: PeftSearcherConfig, context: SearchContext) -> None:
+        super().__init__(config, context)
+        task = context.task
+        if task.kind != "classification":
+            raise PromptscoutError("the peft searcher needs a classification task")
+        words = tuple(config.label_words) or tuple(context.label_words)
+        self.base = Prompt(config.template, words)  # validates template and label words
+        self.base.check_task(task)
+        self._trainer: Any = None
+        self._checkpoint: dict[str, Any] | None = None  # restored, loaded on first use
+        self._offered: dict[str, dict[str, np.ndarray]] = {}  # digest -> bundle, last ask
+
+    @property
+    def trainer(self) -> Any:
+        """The trainer over a copy of the campaign's model (made on first use; a resumed
+        searcher continues from its last checkpoint)."""
+        if self._trainer is None:
+            from promptscout.model.causal import CausalLM
+            from promptscout.searchers.parametric.training import AdapterTrainer
+
+            model = self.context.model()
+            if not isinstance(model, CausalLM):
+                raise PromptscoutError(
+                    f"the peft searcher needs an in-process causal LM; model '{model.name}' is "
+                    f"{getattr(model, 'kind', type(model).__name__)}"
+                )
+            train = self.context.task.train
+            self._trainer = AdapterTrainer(
+                model,
+                self.config,
+                [self.base.render(e) for e in train],
+                [int(e.label) for e in train],
+                self.base.label_words,
+                self.context.seed,
+            )
+            if self._checkpoint is not None:
+                self._trainer.load_checkpoint(self._checkpoint)
+                self._checkpoint = None
+        return self._trainer
+
+    def ask(self, n: int) -> list[Prompt]:
+        if self._exhausted or n < 1:
+            return []
+        for _ in range(self.config.epochs_per_ask):
+            self.losses.append(self.trainer.epoch(self.epoch))
+            self.epoch += 1
+        bundle = self.trainer.bundle()
+        digest = tensors_digest(bundle)
+        self._offered = {digest: bundle}
+        self.asked[digest] = self.epoch
+        metadata = {
+            "epoch": self.epoch,
+            "method": self.config.method,
+            "trained_numbers": int(sum(v.size for k, v in bundle.items() if k != "adapter_config")),
+            "train_loss": round(self.losses[-1], 6),
+        }
+        return [
+            Prompt(
+                self.base.template,
+                self.base.label_words,
+                separator=self.base.separator,
+                soft=digest,
+                metadata=metadata,
+            )
+        ]
+
+    def soft_tensors(self, digest: str) -> dict[str, np.ndarray] | None:
+        """The adapter bundle of a prompt from the latest ask (the campaign stores it)."""
+        return self._offered.get(digest)
+
+    # -- state: a checkpoint per round of epochs ------------------------------------------------
+
+    def save(self) -> dict[str, Any]:
+        trainer = self._trainer
+        checkpoint = trainer.checkpoint() if trainer is not None else self._checkpoint
+        return {"checkpoint": checkpoint, **self.progress()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.restore_progress(state)
+        self._checkpoint = state["checkpoint"]
+        self._trainer = None
+        self._offered = {}

@@ -1,0 +1,213 @@
+"""The PEFT searcher (prompt tuning, prefix tuning, P-tuning, LoRA) on the tiny causal LM: its
+adapters score exactly as PEFT reloads them, train, resume, export and are refused clearly."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from campaign_fixtures import run_campaign
+
+from promptscout.adapters import (
+    CONFIG,
+    adapter_bundle,
+    adapter_config,
+    check_adapter,
+    read_folder,
+    write_folder,
+)
+from promptscout.cli import main
+from promptscout.config import load_config
+from promptscout.errors import PromptscoutError
+from promptscout.leaderboard import build_leaderboard, describe
+from promptscout.model.adapter_input import quiet_peft
+from promptscout.searchers import SearchContext, create_searcher
+from promptscout.soft_tensors import tensors_digest
+from promptscout.store import Store
+from promptscout.tasks import load_task
+
+METHODS = {
+    "prompt_tuning": {"virtual_tokens": 3},
+    "p_tuning": {"virtual_tokens": 3, "encoder_hidden_size": 16},
+    "prefix_tuning": {"virtual_tokens": 3},
+    "lora": {"rank": 4},
+}
+TEXTS = ["a great movie", "bad film , boring plot and a very long text here", ""]
+WORDS = ["bad", "good", "very good"]  # a multi-token word too
+
+
+def searcher_on(model, method: str, **options):
+    task = load_task("sst-2")
+    context = SearchContext(task, task.label_words, 0, model_provider=lambda: model)
+    settings = {"method": method, "template": "{text} :", **METHODS[method], **options}
+    return create_searcher("peft", settings, context)
+
+
+def peft_scores(model, folder, texts, words, shift: int) -> np.ndarray:
+    """Class log-probabilities by PEFT's own forward of the reloaded folder, one row at a time
+    (the reference: what `PeftModel.from_pretrained(base, folder)` computes)."""
+    from peft import PeftModel
+
+    with quiet_peft():
+        net = PeftModel.from_pretrained(copy.deepcopy(model.hf_model), str(folder)).eval()
+    rows, picks = model._label_rows(list(texts), list(words), reserve=shift)
+    out = np.zeros((len(texts), len(words)))
+    with torch.no_grad():
+        for row, row_picks in zip(rows, picks, strict=True):
+            with quiet_peft():
+                logits = net(input_ids=torch.tensor([row])).logits[0]
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            for pos, token, i, c in row_picks:
+                out[i, c] += float(logp[pos + shift, token])
+    return out
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_each_method_scores_exactly_as_peft_reloads_it(tiny_causal, tmp_path, method):
+    searcher = searcher_on(tiny_causal, method, learning_rate=0.05)
+    (prompt,) = searcher.ask(1)
+    bundle = searcher.soft_tensors(prompt.soft)
+    assert tensors_digest(bundle) == prompt.soft and adapter_config(bundle)["inference_mode"]
+    texts = [t + " :" for t in TEXTS]
+    base = tiny_causal.score_labels(texts, WORDS)
+    ours = tiny_causal.score_labels_soft(texts, WORDS, bundle)
+    folder = write_folder(bundle, tmp_path / method)
+    assert tensors_digest(read_folder(folder)) == prompt.soft  # the folder is the whole adapter
+    shift = 3 if method in ("prompt_tuning", "p_tuning") else 0  # PEFT's logits cover them
+    reference = peft_scores(tiny_causal, folder, texts, WORDS, shift)
+    np.testing.assert_allclose(ours, reference, atol=2e-5)
+    assert np.abs(ours - base).max() > 1e-3  # the adapter does something
+    # The shared model is untouched (LoRA merges into a copy).
+    np.testing.assert_array_equal(tiny_causal.score_labels(texts, WORDS), base)
+    assert describe(prompt).startswith(f"<{method} {prompt.soft[:8]}>")
+
+
+@pytest.mark.parametrize("method", ["prompt_tuning", "lora"])
+def test_training_lowers_the_training_loss(tiny_causal, method):
+    searcher = searcher_on(tiny_causal, method, learning_rate=0.05, epochs_per_ask=4)
+    searcher.ask(1)
+    assert len(searcher.losses) == 4 and searcher.losses[-1] < searcher.losses[0]
+
+
+def test_a_resumed_searcher_trains_exactly_like_an_uninterrupted_one(tiny_causal):
+    options = {"learning_rate": 0.05, "dropout": 0.1}  # dropout: its randomness is seeded too
+    straight = searcher_on(tiny_causal, "lora", **options)
+    straight.ask(1)
+    (expected,) = straight.ask(1)
+    first = searcher_on(tiny_causal, "lora", **options)
+    first.ask(1)
+    saved = json.loads(json.dumps(first.state()))  # what the store keeps after the round
+    resumed = searcher_on(tiny_causal, "lora", **options)
+    resumed.load_state(saved)
+    (got,) = resumed.ask(1)
+    assert got.soft == expected.soft and resumed.losses == straight.losses
+
+
+def test_options_are_checked():
+    task = load_task("sst-2")
+    context = SearchContext(task, task.label_words, 0)
+    for options, message in [
+        ({"method": "adapter"}, "method"),
+        ({"method": "lora", "rank": 0}, "rank"),
+        ({"method": "lora", "alpha": 0.0}, "alpha"),
+        ({"method": "lora", "dropout": 1.0}, "dropout"),
+        ({"method": "prompt_tuning", "rank": 4}, "rank.*lora only"),
+        ({"method": "lora", "virtual_tokens": 5}, "virtual_tokens"),
+        ({"method": "prefix_tuning", "dropout": 0.1}, "dropout"),
+        ({"method": "p_tuning", "init": "zeros"}, "init"),
+    ]:
+        with pytest.raises(PromptscoutError, match=message):
+            create_searcher("peft", options, context)
+
+
+def test_modules_that_match_nothing_and_masked_models_are_refused_before_training(
+    tiny_causal, tiny_masked
+):
+    searcher = searcher_on(tiny_causal, "lora", target_modules=["no_such_proj"])
+    with pytest.raises(PromptscoutError, match="no_such_proj"):
+        searcher.ask(1)
+    assert searcher.losses == []
+    masked = searcher_on(tiny_masked, "prefix_tuning")
+    with pytest.raises(PromptscoutError, match="causal LM"):
+        masked.ask(1)
+
+
+def test_bundles_are_checked_and_their_digest_covers_the_config():
+    weights = {"prompt_embeddings": np.ones((2, 4), np.float32)}
+    bundle = adapter_bundle({"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 2}, weights)
+    other = adapter_bundle({"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 3}, weights)
+    assert tensors_digest(bundle) != tensors_digest(other)
+    with pytest.raises(PromptscoutError, match="peft_type"):
+        adapter_bundle({"peft_type": "IA3"}, weights)
+    with pytest.raises(PromptscoutError, match="not finite"):
+        adapter_bundle({"peft_type": "LORA"}, {"w": np.full((2,), np.nan, np.float32)})
+    with pytest.raises(PromptscoutError, match="only its config"):
+        check_adapter({**bundle, "prefix": np.zeros((2, 4), np.float32)})
+    with pytest.raises(PromptscoutError, match="not JSON"):
+        check_adapter({**bundle, CONFIG: np.frombuffer(b"{oops", np.uint8)})
+
+
+PEFT = """
+[[searchers]]
+type = "peft"
+method = "lora"
+rank = 4
+learning_rate = 0.05
+patience = 2
+max_epochs = 3
+"""
+
+
+def test_campaign_ranks_adapters_exports_folders_and_evaluate_reads_them(
+    write_campaign, tmp_path, capsys
+):
+    config = load_config(write_campaign("peft.toml", budget=400, extra=PEFT))
+    config.searchers = [s for s in config.searchers if s.type != "random"]
+    config.objective.names = ["cross_entropy", "accuracy"]
+    config.store = str(tmp_path / "peft.db")
+    config.leaderboard.top_k = 8
+    run_campaign(config)
+    with Store(config.store_path, readonly=True) as store:
+        board = [e for e in build_leaderboard(store) if e.kind == "prompt"]
+        adapters = [e for e in board if e.prompt.soft]
+        assert adapters and any(not e.prompt.soft for e in board)  # beside the manual prompts
+        entry = next(e for e in adapters if e.test is not None)
+    export = config.export_path
+    payload = json.loads(export.read_text())
+    folder = export.parent / payload["adapters"]["folders"][entry.prompt.soft]
+    assert (folder / "adapter_config.json").exists()
+    assert (folder / "adapter_model.safetensors").exists()
+    assert "PeftModel.from_pretrained" in payload["adapters"]["load"]
+
+    rank = 1 + [e["key"] for e in payload["entries"]].index(entry.prompt.key)
+    argv = ["evaluate", "--prompt", str(export), "--rank", str(rank), "--json", "--quiet"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["prompt"]["soft"] == entry.prompt.soft
+    assert result["accuracy"] == pytest.approx(entry.test["accuracy"])
+    assert result["cross_entropy"] == pytest.approx(entry.test["cross_entropy"], abs=1e-6)
+
+    (folder / "adapter_model.safetensors").unlink()  # the adapter is gone: one clear line
+    assert main(argv) == 2
+    assert "adapter folder" in capsys.readouterr().err
+
+
+def test_the_lora_copy_takes_adapters_in_turn_and_restores_exactly(tiny_causal):
+    searcher = searcher_on(tiny_causal, "lora", learning_rate=0.05)
+    first = searcher.soft_tensors(searcher.ask(1)[0].soft)
+    second = searcher.soft_tensors(searcher.ask(1)[0].soft)
+    texts = [t + " :" for t in TEXTS]
+    a = tiny_causal.score_labels_soft(texts, WORDS, first)
+    b = tiny_causal.score_labels_soft(texts, WORDS, second)
+    assert np.abs(a - b).max() > 0
+    np.testing.assert_array_equal(tiny_causal.score_labels_soft(texts, WORDS, first), a)
+    with pytest.raises(PromptscoutError, match="does not fit"):
+        config = adapter_config(first)
+        stray = {"base_model.model.model.nothing.lora_A.weight": np.ones((4, 32), np.float32)}
+        stray["base_model.model.model.nothing.lora_B.weight"] = np.ones((32, 4), np.float32)
+        tiny_causal.score_labels_soft(texts, WORDS, adapter_bundle(config, stray))
+    # After a failed load the copy takes the next adapter from the base weights again.
+    np.testing.assert_array_equal(tiny_causal.score_labels_soft(texts, WORDS, second), b)
