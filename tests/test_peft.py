@@ -211,3 +211,15 @@ def test_the_lora_copy_takes_adapters_in_turn_and_restores_exactly(tiny_causal):
         tiny_causal.score_labels_soft(texts, WORDS, adapter_bundle(config, stray))
     # After a failed load the copy takes the next adapter from the base weights again.
     np.testing.assert_array_equal(tiny_causal.score_labels_soft(texts, WORDS, second), b)
+
+
+def test_a_module_list_that_matches_nothing_is_one_error_line_before_anything_runs(
+    write_campaign, tmp_path, capsys
+):
+    extra = PEFT.replace("rank = 4", 'rank = 4\ntarget_modules = ["no_such_proj"]')
+    path = write_campaign("bad.toml", budget=400, extra=extra)
+    assert main(["run", str(path), "--store", str(tmp_path / "bad.db")]) == 2
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "bad.toml:" in line and "[[searchers]] peft" in line and "no_such_proj" in line
+    assert not (tmp_path / "bad.db").exists()  # refused before the campaign stored anything

@@ -13,6 +13,7 @@ import itertools
 import numpy as np
 import pytest
 
+from promptscout.adapters import adapter_bundle
 from promptscout.builders import ray_evaluator
 from promptscout.campaign import Campaign
 from promptscout.config import load_config
@@ -32,6 +33,16 @@ OBJECTIVES = [resolve_objective("accuracy"), resolve_objective("cross_entropy")]
 # A soft prompt: 3 vectors before the text (the tiny model's hidden size is 32); its tensors are
 # resolved on the driver and travel with the work units.
 SOFT = {"prefix": np.random.default_rng(0).normal(0, 0.1, (3, 32)).astype(np.float32)}
+# A LoRA adapter (rank 2 on the first layer's query projection): the actors merge it into their
+# own copy of the weights.
+_LORA = "base_model.model.model.layers.0.self_attn.q_proj"
+LORA = adapter_bundle(
+    {"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["q_proj"]},
+    {
+        f"{_LORA}.lora_A.weight": np.random.default_rng(1).normal(0, 0.5, (2, 32)),
+        f"{_LORA}.lora_B.weight": np.random.default_rng(2).normal(0, 0.5, (32, 2)),
+    },
+)
 PROMPTS = [
     Prompt("Review: {text}\nSentiment:", ("bad", "good")),
     Prompt("{text} It was", ("bad", "good"), instruction="Classify the review."),
@@ -39,6 +50,7 @@ PROMPTS = [
     Prompt("Text: {text} Answer:", ("negative", "positive"), demos=("train-2",)),
     Prompt("{missing} x", ("bad", "good")),  # cannot render: fails alone, on the driver
     Prompt("Review: {text}\nSentiment:", ("bad", "good"), soft=tensors_digest(SOFT)),
+    Prompt("{text} It was", ("bad", "good"), soft=tensors_digest(LORA)),
 ]
 
 
@@ -81,7 +93,7 @@ def same(ours, theirs):
 def test_ray_scores_like_local_uses_the_cache_and_survives_a_killed_actor(
     ray_session, tiny_causal_dir, tiny_causal, task, tmp_path
 ):
-    resolver = {tensors_digest(SOFT): SOFT}.get
+    resolver = {tensors_digest(SOFT): SOFT, tensors_digest(LORA): LORA}.get
     local = LocalEvaluator(tiny_causal, task, OBJECTIVES, soft_resolver=resolver)
     local = list(local.iter_evaluate(PROMPTS, "test"))
     with Store(tmp_path / "cache.db") as store:
@@ -103,10 +115,10 @@ def test_ray_scores_like_local_uses_the_cache_and_survives_a_killed_actor(
             ours = [first, second, *rest]
             # Yielded in the local evaluator's order; everything equal but time and tokens.
             same(ours, local)
-            assert sum(seen) == 5 * 16
+            assert sum(seen) == 6 * 16
             # Every computed output went to the store's cache: scoring again reads nothing.
             again = list(evaluator.iter_evaluate(PROMPTS[:4] + PROMPTS[5:], "test"))
-            assert [e.examples for e in again] == [0] * 5
+            assert [e.examples for e in again] == [0] * 6
             same(again, [dataclasses.replace(e, examples=0) for e in local[1:]])
             # A soft prompt whose tensors nobody has fails alone, with the local message.
             unknown = Prompt("{text}", ("bad", "good"), soft="ab" * 16)

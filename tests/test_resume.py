@@ -119,6 +119,13 @@ CASES: dict[str, Case] = {
         budget=400,
         kills=(7, 13),
     ),
+    "peft": Case(
+        "peft",
+        {"method": "lora", "rank": 2, "learning_rate": 0.05, "dropout": 0.1, "patience": 8,
+         "max_epochs": 8, "train_batch": 4},
+        budget=400,
+        kills=(6, 11),
+    ),
     "ape": Case("ape", WRITER, budget=200, kills=(14, 26),
                 proposer=lambda: SeededProposer(WRITTEN)),
     "opro": Case("opro", WRITER, budget=200, kills=(14, 26),

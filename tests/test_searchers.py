@@ -31,6 +31,7 @@ OPTIONS = {
         "max_triggers": 1,
     },
     "soft": {"vectors": 4, "patience": 3},
+    "peft": {"method": "lora", "rank": 2, "patience": 3},
     "autoprompt": {"iterations": 30, "candidates": 4, "grad_batch": 4, "eval_examples": 4},
     "rl": {"steps": 8, "train_examples": 4, "greedy_every": 3},
     # Writers write with the tiny model (junk, mostly dropped): the starting pool carries them.

@@ -138,17 +138,18 @@ class Campaign:
             )
             try:
                 searcher = create_searcher(spec.type, spec.options, context)
+                if self.config.model.served and searcher.white_box:
+                    raise PromptscoutError(
+                        "needs the model's internals (gradients, hidden states or its full "
+                        "next-token distribution), which a served model does not give; use an "
+                        "in-process model or other options"
+                    )
+                state = self.store.searcher_state(searcher.name)
+                if state is not None:
+                    searcher.load_state(state)
+                searcher.check()  # before anything runs: a refusal is one line, nothing stored
             except PromptscoutError as exc:
                 raise PromptscoutError(f"{where}: [[searchers]] {spec.type}: {exc}") from None
-            if self.config.model.served and searcher.white_box:
-                raise PromptscoutError(
-                    f"{where}: [[searchers]] {spec.type}: needs the model's internals (gradients, "
-                    "hidden states or its full next-token distribution), which a served model "
-                    "does not give; use an in-process model or other options"
-                )
-            state = self.store.searcher_state(searcher.name)
-            if state is not None:
-                searcher.load_state(state)
             searchers.append(searcher)
         return searchers
 

@@ -188,6 +188,11 @@ class Searcher(ABC):
         """True when ``ask`` will never return anything new."""
         return False
 
+    def check(self) -> None:  # noqa: B027
+        """Refuse what these options cannot do with the campaign's model, before the campaign
+        runs anything (raise :class:`PromptscoutError`: one error line); nothing by default.
+        The campaign calls it once, after restoring any saved state."""
+
     def soft_tensors(self, digest: str) -> dict[str, Any] | None:
         """The tensors (name -> float32 NumPy array, see :mod:`promptscout.soft_tensors`) of a
         soft prompt this searcher's latest ``ask`` returned, by its :attr:`Prompt.soft` digest.

@@ -63,6 +63,12 @@ class PeftSearcher(TrainedSearcher):
                 self._checkpoint = None
         return self._trainer
 
+    def check(self) -> None:
+        """Build the trainer now: PEFT's refusals (a method the model cannot take,
+        ``target_modules`` that match nothing) and a model that is not an in-process causal LM
+        are one error line before the campaign runs anything."""
+        _ = self.trainer
+
     def ask(self, n: int) -> list[Prompt]:
         if self._exhausted or n < 1:
             return []

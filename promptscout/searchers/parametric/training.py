@@ -112,8 +112,7 @@ class AdapterTrainer:
         except (ValueError, TypeError, NotImplementedError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PromptscoutError(
-                f"peft searcher: PEFT refuses method {options.method!r} on model "
-                f"'{model.name}': {first}"
+                f"PEFT refuses method {options.method!r} on model '{model.name}': {first}"
             ) from None
         self.config = saved_config(self.net.peft_config["default"], model.name)
         self.virtual = 0 if options.method == "lora" else options.virtual_tokens
