@@ -18,6 +18,8 @@ split). Run:
         [--methods prompt_tuning,prefix_tuning,p_tuning,lora,soft] [--epochs 12]
         [--test-size 600]
 
+A method may carry option overrides: ``--methods "lora@learning_rate=0.001,patience=5"``.
+
 Writes benchmarks/results/peft-methods/<task>-<seed>-<method>.json per run (a finished run is
 not run again) and prints a markdown table of test accuracy (mean and spread over seeds),
 training seconds and peak memory.
@@ -43,11 +45,16 @@ OUT = RESULTS / "peft-methods"
 
 
 def searcher_options(method: str, epochs: int) -> tuple[str, dict[str, Any]]:
-    """(searcher type, options) of a method, at the same training budget."""
-    budget = {"template": TEMPLATE, "max_epochs": epochs, "patience": 3}
-    if method == "soft":
-        return "soft", budget
-    return "peft", {"method": method, **budget}
+    """(searcher type, options) of a method, at the same training budget. A method may carry
+    option overrides after ``@``: ``lora@learning_rate=0.001,patience=5`` (values as JSON)."""
+    name, _, overrides = method.partition("@")
+    options: dict[str, Any] = {"template": TEMPLATE, "max_epochs": epochs, "patience": 3}
+    for item in filter(None, overrides.split(",")):
+        key, _, value = item.partition("=")
+        options[key] = json.loads(value)
+    if name == "soft":
+        return "soft", options
+    return "peft", {"method": name, **options}
 
 
 def run_one(task_name: str, seed: int, method: str, args: argparse.Namespace) -> dict[str, Any]:

@@ -27,10 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agreement import plain_accuracy
 from common import RESULTS
 
-TEMPLATE = "Review: {text}\nSentiment:"
-WORDS = ["negative", "positive"]
 CAMPAIGN = """
 [campaign]
 name = "peft-reload-{method}"
@@ -84,15 +83,7 @@ def reference_accuracy(folder: Path) -> tuple[float, int, float]:
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     model = PeftModel.from_pretrained(base, str(folder)).eval()
-    ids = [tokenizer(" " + w, add_special_tokens=False)["input_ids"][0] for w in WORDS]
-    examples = load_task("sst-2", seed=42).test
-    correct, started = 0, time.perf_counter()
-    with torch.no_grad():
-        for example in examples:
-            text = TEMPLATE.replace("{text}", example.fields["text"])
-            logits = model(**tokenizer(text, return_tensors="pt")).logits[0, -1]
-            correct += int(int(torch.argmax(logits[ids])) == example.label)
-    return correct / len(examples), len(examples), time.perf_counter() - started
+    return plain_accuracy(model, tokenizer, load_task("sst-2", seed=42).test)
 
 
 def run_method(method: str, epochs: int, folder: Path) -> dict[str, Any]:
