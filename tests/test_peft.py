@@ -171,8 +171,18 @@ def test_campaign_ranks_adapters_exports_folders_and_evaluate_reads_them(
     config.leaderboard.top_k = 8
     run_campaign(config)
     with Store(config.store_path, readonly=True) as store:
-        board = [e for e in build_leaderboard(store) if e.kind == "prompt"]
+        everything = build_leaderboard(store)
+        board = [e for e in everything if e.kind == "prompt"]
         adapters = [e for e in board if e.prompt.soft]
+        # Ensembles pool adapters with discrete prompts, from their stored outputs.
+        mixed = [
+            e
+            for e in everything
+            if e.kind == "ensemble"
+            and {bool(m.soft) for m in e.prompt.members} == {True, False}
+            and e.test is not None
+        ]
+        assert mixed
         assert adapters and any(not e.prompt.soft for e in board)  # beside the manual prompts
         entry = next(e for e in adapters if e.test is not None)
     export = config.export_path

@@ -33,7 +33,9 @@ class PeftSearcherConfig(SearcherConfig):
     fine-tuning). Options a method does not read are refused when set.
     """
 
-    method: str = option("prompt_tuning", help="prompt_tuning, prefix_tuning, p_tuning or lora.")
+    method: str = option(
+        "prompt_tuning", help="The method: prompt_tuning, prefix_tuning, p_tuning or lora."
+    )
     template: str = option(
         "{text}", help="The discrete part of the prompt, with {field} placeholders."
     )
@@ -51,7 +53,7 @@ class PeftSearcherConfig(SearcherConfig):
         "Read the text and answer with the correct label.",
         help='The text whose tokens start the virtual tokens (init = "text").',
     )
-    encoder_hidden_size: int = option(128, help="p_tuning's prompt encoder width.")
+    encoder_hidden_size: int = option(128, help="The width of p_tuning's prompt encoder.")
     rank: int = option(8, help="LoRA's rank r.")
     alpha: float = option(16.0, help="LoRA's scale numerator: updates are scaled by alpha / r.")
     target_modules: list[str] = option(
