@@ -3,6 +3,7 @@ tiny random causal model from conftest. Imported into conftest.py."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from promptscout.builders import default_evaluator
 from promptscout.campaign import Campaign
+from promptscout.cli import main
 from promptscout.config import CampaignConfig
 from promptscout.leaderboard import build_leaderboard
 from promptscout.store import Store
@@ -156,3 +158,16 @@ def outcomes(searcher, pairs) -> list:
     complete when it covers its whole split, stopped early when fewer examples, failed on an
     error (:meth:`promptscout.searchers.SearchContext.outcome`)."""
     return [searcher.context.outcome(prompt, evaluation) for prompt, evaluation in pairs]
+
+
+def evaluates_as_ranked(export: Path, payload: dict, entry, capsys) -> list[str]:
+    """``promptscout evaluate --prompt EXPORT --rank N`` on ``entry``'s exported row gives the
+    test numbers the leaderboard holds for it; returns the command (to run it again)."""
+    rank = 1 + [e["key"] for e in payload["entries"]].index(entry.prompt.key)
+    argv = ["evaluate", "--prompt", str(export), "--rank", str(rank), "--json", "--quiet"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["prompt"]["soft"] == entry.prompt.soft
+    assert result["accuracy"] == pytest.approx(entry.test["accuracy"])
+    assert result["cross_entropy"] == pytest.approx(entry.test["cross_entropy"], abs=1e-6)
+    return argv

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from campaign_fixtures import run_campaign
+from campaign_fixtures import evaluates_as_ranked, run_campaign
 
 from promptscout.adapters import (
     CONFIG,
@@ -192,13 +192,7 @@ def test_campaign_ranks_adapters_exports_folders_and_evaluate_reads_them(
     assert (folder / "adapter_model.safetensors").exists()
     assert "PeftModel.from_pretrained" in payload["adapters"]["load"]
 
-    rank = 1 + [e["key"] for e in payload["entries"]].index(entry.prompt.key)
-    argv = ["evaluate", "--prompt", str(export), "--rank", str(rank), "--json", "--quiet"]
-    assert main(argv) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["prompt"]["soft"] == entry.prompt.soft
-    assert result["accuracy"] == pytest.approx(entry.test["accuracy"])
-    assert result["cross_entropy"] == pytest.approx(entry.test["cross_entropy"], abs=1e-6)
+    argv = evaluates_as_ranked(export, payload, entry, capsys)
 
     (folder / "adapter_model.safetensors").unlink()  # the adapter is gone: one clear line
     assert main(argv) == 2

@@ -10,7 +10,7 @@ import sqlite3
 import numpy as np
 import pytest
 import torch
-from campaign_fixtures import outcomes, run_campaign
+from campaign_fixtures import evaluates_as_ranked, outcomes, run_campaign
 
 from promptscout.cli import main
 from promptscout.config import load_config
@@ -323,13 +323,7 @@ def test_campaign_exports_soft_prompts_and_evaluate_loads_them(write_campaign, t
     resolve = load_export_tensors(export, payload)
     assert all(resolve(e.prompt.soft) is not None for e in softs)
 
-    rank = 1 + [e["key"] for e in payload["entries"]].index(entry.prompt.key)
-    argv = ["evaluate", "--prompt", str(export), "--rank", str(rank), "--json", "--quiet"]
-    assert main(argv) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["prompt"]["soft"] == entry.prompt.soft
-    assert result["accuracy"] == pytest.approx(entry.test["accuracy"])
-    assert result["cross_entropy"] == pytest.approx(entry.test["cross_entropy"], abs=1e-6)
+    argv = evaluates_as_ranked(export, payload, entry, capsys)
 
     export_tensor_path(export).unlink()  # the vectors are gone: a clear error, no traceback
     assert main(argv) == 2

@@ -17,27 +17,42 @@ from typing import Any
 import numpy as np
 
 from promptscout.errors import PromptscoutError
+from promptscout.prompts import Prompt
 from promptscout.searchers.base import Curve, Outcome, Searcher
 
 
 class TrainedSearcher(Searcher):
     """Early stopping and training curves for a searcher trained epoch by epoch.
 
-    Subclasses train in ``ask`` (adding each epoch's mean loss to :attr:`losses` and counting
-    :attr:`epoch`), note each proposal's digest in :attr:`asked`, and save :meth:`progress` with
-    their own state. Their config has ``patience`` and ``max_epochs``.
+    The config has ``template`` and ``label_words`` (the discrete part, :attr:`base`),
+    ``patience`` and ``max_epochs``. Subclasses train in ``ask`` (adding each epoch's mean loss
+    to :attr:`losses` and counting :attr:`epoch`), note each proposal's digest in
+    :attr:`asked` and its tensors in ``_offered``, and save :meth:`progress` with their own
+    state.
     """
 
     reads_train_labels = True
 
     def __init__(self, config: Any, context: Any) -> None:
         super().__init__(config, context)
+        task = context.task
+        if task.kind != "classification":
+            raise PromptscoutError(f"the {self.type_name} searcher needs a classification task")
+        words = tuple(config.label_words) or tuple(context.label_words)
+        self.base = Prompt(config.template, words)  # validates template and label words
+        self.base.check_task(task)
+        self._trainer: Any = None  # made on first use (it needs the model)
+        self._offered: dict[str, dict[str, np.ndarray]] = {}  # digest -> tensors, last ask
         self.epoch = 0
         self.losses: list[float] = []
         self.asked: dict[str, int] = {}  # digest -> epoch, proposed and not yet told
         self.best: dict[str, Any] | None = None  # {"digest", "epoch", "ce": {example id: CE}}
         self.stale = 0  # proposals in a row that did not improve on the best
         self._exhausted = False
+
+    def soft_tensors(self, digest: str) -> dict[str, np.ndarray] | None:
+        """The tensors of a proposal from the latest ask (the campaign stores them)."""
+        return self._offered.get(digest)
 
     def _per_example_ce(self, outcome: Outcome) -> dict[str, float] | None:
         """Each scored example's cross-entropy of the gold class, from the told outputs."""

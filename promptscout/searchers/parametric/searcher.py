@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from promptscout.errors import PromptscoutError
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import SearchContext
@@ -25,15 +23,7 @@ class PeftSearcher(TrainedSearcher):
 
     def __init__(self, config: PeftSearcherConfig, context: SearchContext) -> None:
         super().__init__(config, context)
-        task = context.task
-        if task.kind != "classification":
-            raise PromptscoutError("the peft searcher needs a classification task")
-        words = tuple(config.label_words) or tuple(context.label_words)
-        self.base = Prompt(config.template, words)  # validates template and label words
-        self.base.check_task(task)
-        self._trainer: Any = None
         self._checkpoint: dict[str, Any] | None = None  # restored, loaded on first use
-        self._offered: dict[str, dict[str, np.ndarray]] = {}  # digest -> bundle, last ask
 
     @property
     def trainer(self) -> Any:
@@ -94,10 +84,6 @@ class PeftSearcher(TrainedSearcher):
                 metadata=metadata,
             )
         ]
-
-    def soft_tensors(self, digest: str) -> dict[str, np.ndarray] | None:
-        """The adapter bundle of a prompt from the latest ask (the campaign stores it)."""
-        return self._offered.get(digest)
 
     # -- state: a checkpoint per round of epochs ------------------------------------------------
 

@@ -26,14 +26,6 @@ class SoftSearcher(TrainedSearcher):
 
     def __init__(self, config: SoftConfig, context: SearchContext) -> None:
         super().__init__(config, context)
-        task = context.task
-        if task.kind != "classification":
-            raise PromptscoutError("the soft searcher needs a classification task")
-        words = tuple(config.label_words) or tuple(context.label_words)
-        self.base = Prompt(config.template, words)  # validates template and label words
-        self.base.check_task(task)
-        self._trainer: Any = None
-        self._offered: dict[str, dict[str, np.ndarray]] = {}  # digest -> tensors, last ask
         # The training state (all of it in state(), with the base class's progress()).
         self.tensors: dict[str, np.ndarray] | None = None
         self.anchor: dict[str, np.ndarray] | None = None
@@ -144,10 +136,6 @@ class SoftSearcher(TrainedSearcher):
             )
         except PromptscoutError:
             return None
-
-    def soft_tensors(self, digest: str) -> dict[str, np.ndarray] | None:
-        """The tensors of a soft prompt from the latest ask (the campaign stores them)."""
-        return self._offered.get(digest)
 
     # -- state -------------------------------------------------------------------------------
 
