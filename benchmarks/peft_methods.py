@@ -18,7 +18,7 @@ split). Run:
         [--methods prompt_tuning,prefix_tuning,p_tuning,lora,soft] [--epochs 12]
         [--test-size 600]
 
-A method may carry option overrides: ``--methods "lora@learning_rate=0.001,patience=5"``.
+A method may carry option overrides: ``--methods "lora@learning_rate=0.001@patience=5"``.
 
 Writes benchmarks/results/peft-methods/<task>-<seed>-<method>.json per run (a finished run is
 not run again) and prints a markdown table of test accuracy (mean and spread over seeds),
@@ -46,10 +46,11 @@ OUT = RESULTS / "peft-methods"
 
 def searcher_options(method: str, epochs: int) -> tuple[str, dict[str, Any]]:
     """(searcher type, options) of a method, at the same training budget. A method may carry
-    option overrides after ``@``: ``lora@learning_rate=0.001,patience=5`` (values as JSON)."""
-    name, _, overrides = method.partition("@")
+    option overrides, each after an ``@``: ``lora@learning_rate=0.001@patience=5`` (values as
+    JSON; ``--methods`` is comma-separated)."""
+    name, *overrides = method.split("@")
     options: dict[str, Any] = {"template": TEMPLATE, "max_epochs": epochs, "patience": 3}
-    for item in filter(None, overrides.split(",")):
+    for item in overrides:
         key, _, value = item.partition("=")
         options[key] = json.loads(value)
     if name == "soft":
