@@ -37,7 +37,7 @@ import dataclasses
 import json
 import re
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from promptscout.errors import PromptscoutError
@@ -78,6 +78,15 @@ def option(
     return dataclasses.field(
         default=default, default_factory=default_factory, metadata=metadata, **kwargs
     )
+
+
+def require_positive(options: Any, names: Iterable[str]) -> None:
+    """Raise :class:`OptionError` naming the first of ``names`` (attributes of ``options``)
+    that is not a positive integer (a bool is not an integer here, as in a campaign file)."""
+    for name in names:
+        value = getattr(options, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise OptionError(name, f"must be a positive integer, got {value!r}")
 
 
 def option_key(f: dataclasses.Field) -> str:

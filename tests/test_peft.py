@@ -23,8 +23,8 @@ from promptscout.cli import main
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError
 from promptscout.leaderboard import build_leaderboard, describe
-from promptscout.model.adapter_input import quiet_peft
 from promptscout.searchers import SearchContext, create_searcher
+from promptscout.searchers.parametric.training import quiet_peft
 from promptscout.soft_tensors import tensors_digest
 from promptscout.store import Store
 from promptscout.tasks import load_task

@@ -15,10 +15,8 @@ The scores equal what ``PeftModel.from_pretrained(base, folder)`` computes (test
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,18 +31,10 @@ from promptscout.adapters import (
 )
 from promptscout.errors import PromptscoutError
 from promptscout.model.kv_prefix import kv_shape, peft_prefix_to_kv
-from promptscout.model.soft_input import label_log_probs
+from promptscout.model.soft_input import score_vectors, soft_parameters
+from promptscout.soft_tensors import PREFIX
 
 _COUNTERS = ("tokens_forwarded", "tokens_computed", "flops")
-
-
-@contextlib.contextmanager
-def quiet_peft() -> Iterator[None]:
-    """PEFT hands transformers 5 arguments it deprecates (``past_key_values``, gradient
-    checkpointing flags): their FutureWarnings say nothing a user can act on."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        yield
 
 
 def score_adapter(
@@ -62,31 +52,19 @@ def score_adapter(
     texts, words = list(texts), list(label_words)
     if peft_type == "LORA":
         return _score_merged(model, texts, words, bundle)
-    prefix = _prompt_embeddings(weights, model)
+    prefix = _prompt_embeddings(weights)
     if peft_type == "PREFIX_TUNING":
         layers, heads, dim = kv_shape(model.hf_model.config)
         kv = peft_prefix_to_kv(prefix, layers=layers, kv_heads=heads, head_dim=dim)
         return model.score_labels_kv(texts, words, torch.from_numpy(kv).to(model.device))
     if peft_type not in EMBEDDING_TYPES:
         raise PromptscoutError(f"adapters of type {peft_type} cannot be scored")
-    width = int(model.input_embeddings().shape[1])
-    if prefix.shape[1] != width:
-        raise PromptscoutError(
-            f"the adapter's virtual tokens have width {prefix.shape[1]}, but model "
-            f"'{model.name}' has hidden size {width}; it was trained on another model"
-        )
-    rows, picks = model._label_rows(texts, words, reserve=prefix.shape[0])
-    if not rows:
-        return np.zeros((len(texts), len(words)))
-    vectors = torch.from_numpy(prefix).to(model.device)
-    with torch.inference_mode():
-        out = label_log_probs(
-            model, rows, picks, (len(texts), len(words)), vectors, None, before_bos=True
-        )
-    return out.double().cpu().numpy()
+    # At inference the virtual tokens are a soft prompt's vectors, placed before the BOS.
+    vectors = soft_parameters(model, {PREFIX: prefix})[PREFIX]
+    return score_vectors(model, texts, words, vectors, before_bos=True)
 
 
-def _prompt_embeddings(weights: Mapping[str, np.ndarray], model: Any) -> np.ndarray:
+def _prompt_embeddings(weights: Mapping[str, np.ndarray]) -> np.ndarray:
     prefix = weights.get(PROMPT_EMBEDDINGS)
     if prefix is None or prefix.ndim != 2:
         raise PromptscoutError(

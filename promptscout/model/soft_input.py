@@ -163,12 +163,26 @@ def score_soft(
     see :meth:`~promptscout.model.base.LanguageModel.score_labels_soft`."""
     model = causal_model(model)
     params = soft_parameters(model, soft)
+    return score_vectors(model, texts, label_words, params[PREFIX], params.get(FINAL_NORM))
+
+
+def score_vectors(
+    model: Any,
+    texts: Sequence[str],
+    label_words: Sequence[str],
+    prefix: torch.Tensor,
+    norm: torch.Tensor | None = None,
+    *,
+    before_bos: bool = False,
+) -> np.ndarray:
+    """Class log-probabilities (float64, no gradients) of texts read with the vectors ``prefix``
+    spliced in (checked tensors, :func:`soft_parameters`); see :func:`label_log_probs`."""
     texts, words = list(texts), list(label_words)
-    rows, picks = model._label_rows(texts, words, reserve=params[PREFIX].shape[0])
+    rows, picks = model._label_rows(texts, words, reserve=prefix.shape[0])
     if not rows:
         return np.zeros((len(texts), len(words)))
     with torch.inference_mode():
         out = label_log_probs(
-            model, rows, picks, (len(texts), len(words)), params[PREFIX], params.get(FINAL_NORM)
+            model, rows, picks, (len(texts), len(words)), prefix, norm, before_bos=before_bos
         )
     return out.double().cpu().numpy()

@@ -19,6 +19,7 @@ import numpy as np
 from promptscout.errors import PromptscoutError
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import Curve, Outcome, Searcher
+from promptscout.soft_tensors import tensors_digest
 
 
 class TrainedSearcher(Searcher):
@@ -27,7 +28,7 @@ class TrainedSearcher(Searcher):
     The config has ``template`` and ``label_words`` (the discrete part, :attr:`base`),
     ``patience`` and ``max_epochs``. Subclasses train in ``ask`` (adding each epoch's mean loss
     to :attr:`losses` and counting :attr:`epoch`), note each proposal's digest in
-    :attr:`asked` and its tensors in ``_offered``, and save :meth:`progress` with their own
+    and its tensors with :meth:`_offer`, and save :meth:`progress` with their own
     state.
     """
 
@@ -49,6 +50,20 @@ class TrainedSearcher(Searcher):
         self.best: dict[str, Any] | None = None  # {"digest", "epoch", "ce": {example id: CE}}
         self.stale = 0  # proposals in a row that did not improve on the best
         self._exhausted = False
+
+    def _offer(self, tensors: dict[str, np.ndarray], metadata: dict[str, Any]) -> Prompt:
+        """The proposal of this round's ``tensors``: the discrete part with ``soft`` their
+        digest, noted as asked at this epoch, the tensors kept for :meth:`soft_tensors`."""
+        digest = tensors_digest(tensors)
+        self._offered = {digest: tensors}
+        self.asked[digest] = self.epoch
+        return Prompt(
+            self.base.template,
+            self.base.label_words,
+            separator=self.base.separator,
+            soft=digest,
+            metadata=metadata,
+        )
 
     def soft_tensors(self, digest: str) -> dict[str, np.ndarray] | None:
         """The tensors of a proposal from the latest ask (the campaign stores them)."""

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from promptscout.adapters import PEFT_TYPES
-from promptscout.options import OptionError, option
+from promptscout.options import OptionError, option, require_positive
 from promptscout.searchers.base import SearcherConfig
 from promptscout.soft_tensors import INIT_MODES
 
@@ -88,10 +88,7 @@ class PeftSearcherConfig(SearcherConfig):
                 "method", f"must be one of {', '.join(PEFT_TYPES)}, got {self.method!r}"
             )
         positive = ("virtual_tokens", "encoder_hidden_size", "rank", "train_batch", "accumulate")
-        for name in (*positive, "epochs_per_ask", "max_epochs", "patience"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise OptionError(name, f"must be a positive integer, got {value!r}")
+        require_positive(self, (*positive, "epochs_per_ask", "max_epochs", "patience"))
         if self.init not in INIT_MODES:
             raise OptionError("init", f"must be one of {', '.join(INIT_MODES)}, got {self.init!r}")
         if self.init == "text" and not self.init_text.strip():

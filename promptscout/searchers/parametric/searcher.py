@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from promptscout.adapters import CONFIG
 from promptscout.errors import PromptscoutError
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import SearchContext
 from promptscout.searchers.parametric.config import PeftSearcherConfig
 from promptscout.searchers.trained import TrainedSearcher
-from promptscout.soft_tensors import tensors_digest
 
 
 class PeftSearcher(TrainedSearcher):
@@ -66,24 +66,13 @@ class PeftSearcher(TrainedSearcher):
             self.losses.append(self.trainer.epoch(self.epoch))
             self.epoch += 1
         bundle = self.trainer.bundle()
-        digest = tensors_digest(bundle)
-        self._offered = {digest: bundle}
-        self.asked[digest] = self.epoch
         metadata = {
             "epoch": self.epoch,
             "method": self.config.method,
-            "trained_numbers": int(sum(v.size for k, v in bundle.items() if k != "adapter_config")),
+            "trained_numbers": int(sum(v.size for k, v in bundle.items() if k != CONFIG)),
             "train_loss": round(self.losses[-1], 6),
         }
-        return [
-            Prompt(
-                self.base.template,
-                self.base.label_words,
-                separator=self.base.separator,
-                soft=digest,
-                metadata=metadata,
-            )
-        ]
+        return [self._offer(bundle, metadata)]
 
     # -- state: a checkpoint per round of epochs ------------------------------------------------
 

@@ -16,10 +16,12 @@ Everything the searcher saves crosses this module's boundary as plain NumPy.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import json
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +29,6 @@ import torch
 
 from promptscout.adapters import adapter_bundle
 from promptscout.errors import PromptscoutError
-from promptscout.model.adapter_input import quiet_peft
 from promptscout.searchers.parametric.config import PeftSearcherConfig
 from promptscout.searchers.virtual_tokens import init_ids, init_prefix
 from promptscout.soft_tensors import pack_array, unpack_array
@@ -36,6 +37,15 @@ from promptscout.soft_tensors import pack_array, unpack_array
 ALL_LINEAR = "all-linear"
 # Methods whose virtual tokens are prepended to the input (PEFT's logits then cover them too).
 _PREPENDED = ("prompt_tuning", "p_tuning")
+
+
+@contextlib.contextmanager
+def quiet_peft() -> Iterator[None]:
+    """PEFT hands transformers 5 arguments it deprecates (``past_key_values``, gradient
+    checkpointing flags): their FutureWarnings say nothing a user can act on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
 
 
 def peft_config(options: PeftSearcherConfig) -> Any:

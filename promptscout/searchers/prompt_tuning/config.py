@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from promptscout.options import OptionError, option
+from promptscout.options import OptionError, option, require_positive
 from promptscout.searchers.base import SearcherConfig
 from promptscout.soft_tensors import INIT_MODES, PARAMETRIC_MODES
 
@@ -57,10 +57,9 @@ class SoftConfig(SearcherConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("vectors", "train_batch", "epochs_per_ask", "max_epochs", "patience"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise OptionError(name, f"must be a positive integer, got {value!r}")
+        require_positive(
+            self, ("vectors", "train_batch", "epochs_per_ask", "max_epochs", "patience")
+        )
         if self.init not in INIT_MODES:
             raise OptionError("init", f"must be one of {', '.join(INIT_MODES)}, got {self.init!r}")
         if self.init == "text" and not self.init_text.strip():

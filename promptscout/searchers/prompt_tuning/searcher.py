@@ -13,7 +13,7 @@ from promptscout.prompts import Prompt
 from promptscout.searchers.base import SearchContext
 from promptscout.searchers.prompt_tuning.config import SoftConfig
 from promptscout.searchers.trained import TrainedSearcher
-from promptscout.soft_tensors import FINAL_NORM, PREFIX, pack_array, tensors_digest, unpack_array
+from promptscout.soft_tensors import FINAL_NORM, PREFIX, pack_array, unpack_array
 
 
 class SoftSearcher(TrainedSearcher):
@@ -96,9 +96,6 @@ class SoftSearcher(TrainedSearcher):
             self._train_epoch()
         assert self.tensors is not None
         tensors = {k: v.copy() for k, v in self.tensors.items()}
-        digest = tensors_digest(tensors)
-        self._offered = {digest: tensors}
-        self.asked[digest] = self.epoch
         from promptscout.searchers.prompt_tuning.training import nearest_tokens
 
         _, nearest = nearest_tokens(self._model(), tensors[PREFIX])
@@ -109,16 +106,8 @@ class SoftSearcher(TrainedSearcher):
             "train_loss": round(self.losses[-1], 6),
             "nearest_tokens": nearest,
         }
-        prompts = [
-            Prompt(
-                self.base.template,
-                self.base.label_words,
-                separator=self.base.separator,
-                soft=digest,
-                metadata=metadata,
-            )
-        ]
-        projected = self._projection(nearest, digest)
+        prompts = [self._offer(tensors, metadata)]
+        projected = self._projection(nearest, prompts[0].soft)
         if projected is not None and n > 1:
             prompts.append(projected)
         return prompts
