@@ -5,8 +5,8 @@ For each task (split seed 42 by default): the campaign file is ``[campaign]`` an
 alone, so the campaign runs the default mix (``promptscout/campaign/default.py``: ten minutes of
 search, selection, ensembles), re-scoring its finalists on a seeded subset of the held-out split
 (``holdout_limit``). Then, on the test set of this benchmark (the whole test split, or a fixed
-seeded subset with ``--test-size``: Yahoo's 60,000 examples and AG News's 7,600 would take hours
-here):
+seeded subset with ``--test-size``: Yahoo's 60,000 examples, DBpedia's 70,000 and AG News's
+7,600 would take hours here):
 
 - the campaign's pick (what ``export`` ranks first: a prompt or an ensemble);
 - what the search split alone would have picked (the candidate ranked first by dev without
@@ -59,7 +59,7 @@ HAND_WRITTEN = {
     ),
 }
 # Seeded subsets where the whole split would take hours here; the others: the whole split.
-DEFAULT_TEST_SIZE = {"yahoo": 2000, "agnews": 2000}
+DEFAULT_TEST_SIZE = {"yahoo": 2000, "agnews": 2000, "dbpedia": 2000}
 
 
 def test_ids(task: Any, size: int) -> list[str]:
@@ -190,7 +190,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=None, help="search minutes (default 10)")
     parser.add_argument("--holdout", type=int, default=1000, help="the campaign's holdout_limit")
     parser.add_argument(
-        "--test-size", type=int, default=None, help="0: whole split (default; not yahoo, agnews)"
+        "--test-size",
+        type=int,
+        default=None,
+        help="0: whole split (default; not yahoo, agnews, dbpedia)",
     )
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--quiet", action="store_true")

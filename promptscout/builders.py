@@ -7,6 +7,7 @@ same parts (a shared evaluator, the task with its label words) without running a
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from promptscout.config import CampaignConfig
@@ -62,7 +63,7 @@ def ray_evaluator(
 
     resolver = getattr(cache.store, "get_soft", None) if cache is not None else None
     model, evaluator = config.model, config.evaluator
-    return RayEvaluator(
+    scoring = RayEvaluator(
         model.name,
         task,
         objectives,
@@ -78,6 +79,8 @@ def ray_evaluator(
         soft_resolver=resolver,
         chat=model.chat,
     )
+    print(scoring.describe(), file=sys.stderr, flush=True)  # which nodes took the work
+    return scoring
 
 
 def load_campaign_model(config: CampaignConfig) -> LanguageModel:

@@ -56,9 +56,12 @@ PROMPTS = [
 
 @pytest.fixture(scope="module")
 def ray_session():
+    # One GPU declared (this machine has none): actors asking for GPUs are placed by Ray's
+    # accounting as on a GPU node, and meet the missing CUDA when they load the model.
     ray.init(
         address="local",
         num_cpus=2,
+        num_gpus=1,
         include_dashboard=False,
         log_to_driver=False,
         object_store_memory=128 * 1024**2,
@@ -223,13 +226,26 @@ def test_campaign_on_ray_ends_like_local_even_when_an_actor_dies(
                 assert mine[name] == pytest.approx(theirs[name], rel=1e-6)
 
 
-def test_ray_session_is_reused_and_bad_models_fail_clearly(ray_session, task, tmp_path):
+def test_ray_session_is_reused_and_bad_models_fail_clearly(
+    ray_session, task, tmp_path, tiny_causal_dir
+):
     from promptscout.evaluation.ray_evaluator import RayEvaluator
 
     with pytest.raises(PromptscoutError, match="could not load model"):
         RayEvaluator(str(tmp_path / "no-model"), task, OBJECTIVES, workers=1)
     with pytest.raises(PromptscoutError, match="need 6 CPUs but the Ray cluster has 2"):
         RayEvaluator(str(tmp_path / "no-model"), task, OBJECTIVES, workers=3, cpus_per_worker=2)
+    with pytest.raises(PromptscoutError, match="need 1.5 GPUs but the Ray cluster has 1"):
+        RayEvaluator(
+            str(tiny_causal_dir), task, OBJECTIVES, workers=3, cpus_per_worker=0.5,
+            gpus_per_worker=0.5,
+        )  # fmt: skip
+    # The GPU path up to the GPU: two actors share the declared GPU, each sees it as its CUDA
+    # device (Ray sets CUDA_VISIBLE_DEVICES) and tries to load the model there.
+    with pytest.raises(PromptscoutError, match="could not load model.*CUDA is not available"):
+        RayEvaluator(
+            str(tiny_causal_dir), task, OBJECTIVES, workers=2, gpus_per_worker=0.5, device="cuda"
+        )
     assert ray.is_initialized()  # an evaluator leaves a Ray instance it did not start running
 
 

@@ -7,15 +7,21 @@ killed mid-campaign, the campaign carries on with the node left, a node that joi
 to work, and the store ends as a local run's: the same evaluations in the same order, nothing
 lost or counted twice, the same leaderboard. Losing the head stops the campaign (a separate
 process, as Ray aborts a driver that lost its head) with one error line, and ``resume`` with
-the cluster back ends where a straight run ends.
+the cluster back ends where a straight run ends. A cluster started with the ``ray start``
+command itself, token authentication on, is joined by address and through Ray Client
+(``ray://``).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 from served_fixtures import free_port
@@ -49,6 +55,16 @@ def cluster():
     if ray.is_initialized():
         ray.shutdown()
     cluster.shutdown()
+
+
+def same_leaderboard(ours: list[tuple], local: list[tuple]) -> None:
+    """The local run's leaderboard: the same rows; values (and ensembles' fitted biases) equal
+    up to how the actors batched the floats."""
+    prompts = [(r[0], r[1], r[2] if r[1] != "ensemble" else "") for r in ours]
+    assert prompts == [(r[0], r[1], r[2] if r[1] != "ensemble" else "") for r in local]
+    for mine, theirs in zip(ours, local, strict=True):
+        for values, expected in zip(mine[3:], theirs[3:], strict=True):
+            assert values == (pytest.approx(expected, rel=1e-6) if expected else expected)
 
 
 def on_cluster(address: str) -> str:
@@ -178,11 +194,120 @@ def test_losing_the_head_stops_with_one_line_and_resume_continues(
         second.shutdown()
     assert resumed.returncode == 0, resumed.stderr
     assert all(stored_evaluations(store)[k] == v for k, v in kept.items())
-    # The local run's leaderboard: the same rows; values (and ensembles' fitted biases) equal
-    # up to how the actors batched the floats.
-    ours, theirs = leaderboard(capsys, store), leaderboard(capsys, tmp_path / "local.db")
-    prompts = [(r[0], r[1], r[2] if r[1] != "ensemble" else "") for r in ours]
-    assert prompts == [(r[0], r[1], r[2] if r[1] != "ensemble" else "") for r in theirs]
-    for mine, local in zip(ours, theirs, strict=True):
-        for values, expected in zip(mine[3:], local[3:], strict=True):
-            assert values == (pytest.approx(expected, rel=1e-6) if expected else expected)
+    same_leaderboard(leaderboard(capsys, store), leaderboard(capsys, tmp_path / "local.db"))
+
+
+class RayStartCluster:
+    """A head and a worker node started with the ``ray start`` command, as the README tells
+    users to, each in the foreground (``--block``) so that ending its process stops the node.
+    Token authentication is on, with a token of the test's own (not the user's
+    ``~/.ray/auth_token``); the cluster's files live in a temporary folder of its own."""
+
+    def __init__(self) -> None:
+        # Short: Ray puts unix sockets under it (their paths are limited to ~100 characters).
+        self.folder = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
+        token = self.folder / "auth_token"
+        token.write_text(uuid.uuid4().hex, encoding="utf-8")
+        self.env = {
+            **os.environ,
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": str(token),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.port, self.client_port = free_port(), free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.nodes: list[subprocess.Popen] = []
+        node = ["--num-cpus=1", f"--object-store-memory={NODE['object_store_memory']}"]
+        self._start(
+            "--head",
+            f"--port={self.port}",
+            f"--ray-client-server-port={self.client_port}",
+            "--include-dashboard=false",
+            f"--temp-dir={self.folder}",
+            *node,
+        )
+        self._start(f"--address={self.address}", *node)
+
+    def _start(self, *args: str) -> None:
+        ray_cli = Path(sys.executable).with_name("ray")
+        log = open(self.folder / f"node{len(self.nodes)}.log", "w")  # noqa: SIM115 - kept open
+        self.nodes.append(
+            subprocess.Popen(
+                [str(ray_cli), "start", "--block", *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+            )
+        )
+        self.wait_for(len(self.nodes))
+
+    def wait_for(self, nodes: int, timeout: float = 120.0) -> None:
+        """Wait until ``ray status`` counts ``nodes`` active nodes."""
+        deadline = time.monotonic() + timeout
+        status = ""
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.nodes):
+                break
+            status = subprocess.run(
+                [str(Path(sys.executable).with_name("ray")), "status", f"--address={self.address}"],
+                capture_output=True,
+                text=True,
+                env=self.env,
+            ).stdout
+            active = status.split("Active:", 1)[-1].split("Pending:", 1)[0]
+            if "Active:" in status and active.count("node_") == nodes:
+                return
+            time.sleep(1.0)
+        logs = "\n".join(p.read_text()[-2000:] for p in sorted(self.folder.glob("node*.log")))
+        pytest.fail(f"the ray start cluster did not come up with {nodes} nodes:\n{status}{logs}")
+
+    def stop(self) -> None:
+        for process in reversed(self.nodes):  # worker first, then the head
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_cluster_started_with_ray_start_is_joined_by_address_and_by_ray_client(
+    write_campaign, tmp_path, capsys
+):
+    local = write_campaign("local.toml", budget=120, extra=RACING)
+    code, _, err = cli(capsys, "run", str(local), "--store", str(tmp_path / "local.db"))
+    assert code == 0, err
+    started = RayStartCluster()
+    try:
+        for name, address in [
+            ("gcs", started.address),
+            ("client", f"ray://127.0.0.1:{started.client_port}"),
+        ]:
+            path = write_campaign(f"{name}.toml", budget=120, extra=RACING + on_cluster(address))
+            run = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "promptscout",
+                    "run",
+                    str(path),
+                    "--store",
+                    str(tmp_path / f"{name}.db"),
+                ],  # fmt: skip
+                capture_output=True,
+                text=True,
+                env=started.env,
+                timeout=600,
+            )
+            assert run.returncode == 0, run.stderr[-3000:]
+            # The campaign says where its actors run: one on each node, not both on the head.
+            assert f"ray: 2 worker(s) on 2 of the 2 node(s) of the Ray cluster at '{address}'" in (
+                run.stderr
+            )
+            same_leaderboard(
+                leaderboard(capsys, tmp_path / f"{name}.db"),
+                leaderboard(capsys, tmp_path / "local.db"),
+            )
+    finally:
+        started.stop()

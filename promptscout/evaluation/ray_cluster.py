@@ -41,10 +41,22 @@ def connect_ray(address: str) -> bool:
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = f"the Ray cluster at '{address}'" if address else "a local Ray instance"
         raise PromptscoutError(
-            f"cannot start or reach {where}: {reason(exc)}; start a cluster with "
-            '`ray start --head` (then address = "auto") or leave [evaluator] address empty'
+            f"cannot start or reach {where}: {reason(exc)}; {_fix(address)}"
         ) from None
     return True
+
+
+def _fix(address: str) -> str:
+    """What to do when the cluster at ``address`` (``""``: a private instance) cannot be reached."""
+    if not address:
+        return 'start a cluster with `ray start --head` and set [evaluator] address = "auto"'
+    if os.environ.get("RAY_AUTH_MODE") != "token":
+        # Ray only logs its refusal of a missing token; the exception says "failed to connect".
+        return (
+            "is it running? If it was started by `ray start --head` (token authentication, Ray "
+            "2.59 and later), set RAY_AUTH_MODE=token and copy the head's ~/.ray/auth_token here"
+        )
+    return "is it running? Start one with `ray start --head`, or leave [evaluator] address empty"
 
 
 def check_resources(workers: int, cpus: float, gpus: float) -> None:

@@ -140,6 +140,7 @@ class RayEvaluator(Evaluator):
         self.chunk_size = chunk_size
         self.max_new_tokens = max_new_tokens
         self.chat = chat
+        self.address = address
         self._pool: ActorPool | None = None
         self._started_ray = connect_ray(address)
         self._watch = watch_head(address)  # a running cluster can lose its head
@@ -185,6 +186,17 @@ class RayEvaluator(Evaluator):
     def nodes(self) -> list[str]:
         """The Ray node of each actor that takes work."""
         return self._pool.nodes() if self._pool else []
+
+    def describe(self) -> str:
+        """Where the work runs, in one line: actors, the nodes they are on, the cluster."""
+        import ray
+
+        where = f"the Ray cluster at '{self.address}'" if self.address else "a private Ray instance"
+        alive = sum(1 for node in ray.nodes() if node.get("Alive"))
+        return (
+            f"ray: {len(self.actors)} worker(s) on {len(set(self.nodes()))} of the {alive} "
+            f"node(s) of {where}"
+        )
 
     def refresh(self) -> None:
         """Put to work the replacements the cluster has placed (every batch starts so)."""
