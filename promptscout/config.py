@@ -137,23 +137,11 @@ def parse_config(data: dict[str, Any], source: str = "<config>", text: str = "")
         if "holdout_limit" not in (data.get("task") or {}):
             config.task.holdout_limit = 2000  # finalists' test scoring stays minutes, not hours
         return config
-    config.searchers = _searcher_specs(parser, data.get("searchers"))
-    for i, spec in enumerate(config.searchers):
-        nearest = spec.options.get("nearest_demos") or 0
-        if config.evaluator.type == "ray" and any(
-            nearest if isinstance(nearest, list) else [nearest]
-        ):
-            parser.fail(
-                "searchers",
-                "nearest_demos",
-                "nearest-neighbour demonstrations are chosen by the model's hidden states in the "
-                'local evaluator: use [evaluator] type = "local", or leave nearest_demos out',
-                i,
-            )
+    config.searchers = _searcher_specs(parser, data.get("searchers"), config.evaluator.type)
     return config
 
 
-def _searcher_specs(parser: TomlFile, entries: Any) -> list[SearcherSpec]:
+def _searcher_specs(parser: TomlFile, entries: Any, evaluator: str) -> list[SearcherSpec]:
     if not isinstance(entries, list):
         parser.fail("searchers", None, "must be an array of tables: write [[searchers]]")
     # Imported here: config parsing must not import the model stack unless searchers need it.
@@ -170,11 +158,20 @@ def _searcher_specs(parser: TomlFile, entries: Any) -> list[SearcherSpec]:
             parser.fail("searchers", "type", f"must be str, got {type_name!r}", i)
         options = {k: v for k, v in entry.items() if k != "type"}
         try:
-            build_config(searcher_class(type_name), options)
+            built = build_config(searcher_class(type_name), options)
         except OptionError as exc:
             parser.fail("searchers", exc.key, exc.problem, i)
         except PromptscoutError as exc:  # an unknown type, or a plug-in that does not load
             parser.fail("searchers", "type", str(exc), i)
+        local_only = built.needs_local_evaluator() if evaluator == "ray" else None
+        if local_only is not None:
+            key, why = local_only
+            parser.fail(
+                "searchers",
+                key,
+                f'{why}: use [evaluator] type = "local", or leave {key} out',
+                i,
+            )
         specs.append(SearcherSpec(type_name, options, parser.line("searchers", None, i)))
     names = [s.options.get("name") or s.type for s in specs]
     for i, name in enumerate(names):

@@ -41,6 +41,12 @@ class SearcherConfig:
         verbalizer), which only in-process models give."""
         return False
 
+    def needs_local_evaluator(self) -> tuple[str, str] | None:
+        """The option whose prompts only the local evaluator can score, and why (e.g.
+        nearest-neighbour demonstrations: it embeds the inputs with the model's hidden states);
+        None when any evaluator can. A campaign on the Ray evaluator refuses such options."""
+        return None
+
     def uses_proposed_words(self, words: Sequence[str], context: SearchContext) -> bool:
         """Whether ``words`` hold one these options picked with the training labels."""
         return False

@@ -21,7 +21,12 @@ from typing import Any, ClassVar
 from promptscout.options import OptionError, option
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import SearchContext, Searcher, SearcherConfig
-from promptscout.searchers.parts import READOUTS_HELP, check_readouts, readout_fields
+from promptscout.searchers.parts import (
+    NEAREST_LOCAL,
+    READOUTS_HELP,
+    check_readouts,
+    readout_fields,
+)
 
 
 @dataclass
@@ -54,7 +59,10 @@ class ManualConfig(SearcherConfig):
             raise OptionError("nearest_demos", "must be a non-empty list of numbers 0 or more")
 
     def reads_internals(self) -> bool:  # learned verbalizers, nearest demos: hidden states
-        return "linear" in self.readouts or any(self.nearest_demos)
+        return "linear" in self.readouts or self.needs_local_evaluator() is not None
+
+    def needs_local_evaluator(self) -> tuple[str, str] | None:
+        return ("nearest_demos", NEAREST_LOCAL) if any(self.nearest_demos) else None
 
 
 class ManualSearcher(Searcher):

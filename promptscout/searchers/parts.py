@@ -24,6 +24,12 @@ from promptscout.options import OptionError, option
 from promptscout.prompts import CALIBRATIONS, VERBALIZERS
 from promptscout.searchers.base import SearchContext, SearcherConfig
 
+# Why nearest-neighbour demonstrations keep a campaign on the local evaluator.
+NEAREST_LOCAL = (
+    "nearest-neighbour demonstrations are chosen by the model's hidden states in the local "
+    "evaluator"
+)
+
 DEFAULT_INSTRUCTIONS = [
     "",
     "Classify the text.",
@@ -97,6 +103,9 @@ class PromptParts(SearcherConfig):
             or getattr(self, "nearest_demos", 0) > 0
             or "linear" in getattr(self, "readouts", ())
         )
+
+    def needs_local_evaluator(self) -> tuple[str, str] | None:
+        return ("nearest_demos", NEAREST_LOCAL) if getattr(self, "nearest_demos", 0) else None
 
     def uses_proposed_words(self, words: Sequence[str], context: SearchContext) -> bool:
         """Whether ``words`` hold one that label-word search proposed (picked with the training
@@ -180,6 +189,7 @@ def check_initial_tables(tables: object, keys: Sequence[str], example: str) -> N
 
 
 READOUTS = ("", *CALIBRATIONS, *VERBALIZERS)
+
 READOUTS_HELP = (
     'Readouts to try per candidate: "" (the label words\' scores), contextual | domain | batch '
     "(calibrated), linear (a verbalizer fitted on the training examples)."
