@@ -249,6 +249,20 @@ def test_ray_session_is_reused_and_bad_models_fail_clearly(
     assert ray.is_initialized()  # an evaluator leaves a Ray instance it did not start running
 
 
+def test_a_ray_client_campaign_watches_the_client_server_on_the_head():
+    # A driver outside the cluster may reach only Ray Client's port: that is the one watched.
+    from promptscout.evaluation.ray_cluster import watch_head
+
+    for address, where in [
+        ("ray://10.1.2.3:12000", ("10.1.2.3", 12000)),
+        ("ray://head.example", ("head.example", 10001)),
+    ]:
+        watch = watch_head(address)
+        assert watch is not None and watch.where == where and watch.cluster == address
+        watch.stop()
+    assert watch_head("") is None  # a private instance lives and dies with the campaign
+
+
 def evaluator_config(tmp_path, body, model=""):
     """A campaign file whose [evaluator] table starts on line 4 (its first key on line 5)."""
     lines = ["[task]", 'name = "sst-2"', "", "[evaluator]", body, "", *model.splitlines()]

@@ -83,6 +83,7 @@ def reason(exc: BaseException) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
 
 
+RAY_CLIENT_PORT = 10001  # Ray Client's port when a ray:// address names none
 HEAD_LOST_AFTER = 15.0  # seconds the head's GCS refuses connections before the cluster is lost
 _PROBE_EVERY = 1.0
 
@@ -134,11 +135,19 @@ class HeadWatch:
 
 def watch_head(address: str) -> HeadWatch | None:
     """A :class:`HeadWatch` on the cluster at ``address``: None for a private instance (it
-    lives and dies with this process) or where Ray gives no GCS address (Ray Client)."""
+    lives and dies with this process) or where Ray gives no GCS address.
+
+    Through Ray Client (``ray://HOST:PORT``) the watch is on the client server the driver
+    talks to, which runs on the head: a driver outside the cluster may reach only that port,
+    and a watch on the GCS port would take a firewall for a lost head.
+    """
     import ray
 
     if not address:
         return None
+    if address.startswith("ray://"):
+        server = address.removeprefix("ray://").split("/", 1)[0]
+        return HeadWatch(server if ":" in server else f"{server}:{RAY_CLIENT_PORT}", address)
     try:
         gcs = ray.get_runtime_context().gcs_address
     except Exception:  # noqa: BLE001 - no GCS address to watch: nothing to watch
