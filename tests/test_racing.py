@@ -7,7 +7,8 @@ from promptscout.campaign import Campaign
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation
-from promptscout.evaluation.racing import PairedComparison, RacingConfig, race_stages
+from promptscout.evaluation.local import LocalEvaluator
+from promptscout.evaluation.racing import PairedComparison, Race, RacingConfig, race_stages
 from promptscout.objectives import Ranking, resolve_objective
 from promptscout.prompts import Prompt
 from promptscout.store import Store
@@ -49,6 +50,48 @@ def test_paired_comparison_uses_per_example_terms():
     assert comparison.clearly_behind(bad, good) and not comparison.clearly_behind(good, bad)
     mixed = np.array([1.0, 0.0] * 4)
     assert not comparison.clearly_behind(mixed, good[:8] * 0 + np.array([0.0, 1.0] * 4))
+
+
+def test_a_stage_is_recorded_in_prompt_order_however_the_evaluator_groups_it(
+    tiny_causal, tiny_task_dir
+):
+    # The local evaluator scores prompts grouped by label words, so it finishes B after C.
+    # Recording in prompt order keeps the store's order (which breaks leaderboard ties) the
+    # same for a batch resumed after a kill as for the uninterrupted one.
+    task = load_task(str(tiny_task_dir), label_words=["bad", "good"])
+    objectives = [resolve_objective("accuracy")]
+    evaluator = LocalEvaluator(tiny_causal, task, objectives)
+    ids = tuple(e.id for e in task.dev)
+    a, b, c = (
+        Prompt("{text} It was", ("bad", "good")),
+        Prompt("{text} It was", ("terrible", "great")),
+        Prompt("Review: {text}", ("bad", "good")),
+    )
+    yielded = [e.prompt_key for e in evaluator.iter_evaluate([a, b, c], "dev", ids)]
+    assert yielded == [a.key, c.key, b.key]
+    ranking = Ranking((("accuracy", "maximize"),))
+    race = Race([ids], PairedComparison(task, objectives, ranking, z=1.0))
+    stored: dict[str, Evaluation] = {}
+
+    def run_batch() -> list[str]:
+        recorded: list[str] = []
+
+        def record(prompt, evaluation):
+            recorded.append(prompt.key)
+            stored[prompt.key] = evaluation
+
+        race.run(
+            [a, b, c],
+            None,
+            lambda p, _: stored.get(p.key),
+            lambda todo, ids: evaluator.iter_evaluate(todo, "dev", ids),
+            record,
+        )
+        return recorded
+
+    assert run_batch() == [a.key, b.key, c.key]
+    del stored[b.key], stored[c.key]  # a kill after the first prompt was stored
+    assert run_batch() == [b.key, c.key]
 
 
 RACING = "\n[racing]\nfirst = 2\nfactor = 2\nz = 0.5\n"

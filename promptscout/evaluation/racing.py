@@ -108,7 +108,7 @@ Lookup = Callable[[Prompt, tuple[str, ...]], "Evaluation | None"]
 Score = Callable[[list[Prompt], tuple[str, ...]], Iterator[Evaluation]]
 """Scores prompts on these search examples, yielding evaluations as they complete."""
 Record = Callable[[Prompt, Evaluation], None]
-"""Keeps a new evaluation (its ``examples`` is the stage's cost); called as each arrives."""
+"""Keeps a new evaluation (its ``examples`` is the stage's cost); called in prompt order."""
 
 
 class Race:
@@ -157,11 +157,24 @@ class Race:
                     todo.append(prompt)
                 else:
                     results[prompt.key] = found
-            by_key = {p.key: p for p in todo}
+            # Recorded in prompt order, whatever order the evaluator finishes them in (it
+            # groups prompts by label words): the store then holds a batch's new prompts in
+            # the same order whether or not a resumed campaign had some of them already, and
+            # the leaderboard's ties (broken by store order) stay as in an uninterrupted run.
+            # What waits for an earlier prompt is in the score cache, so a kill loses no work.
+            waiting: dict[str, Evaluation] = {}
+            next_up = 0
             for evaluation in score(todo, stage_ids) if todo else ():
-                evaluation = dataclasses.replace(evaluation, examples=cost)
-                record(by_key[evaluation.prompt_key], evaluation)
-                results[evaluation.prompt_key] = evaluation
+                waiting[evaluation.prompt_key] = dataclasses.replace(evaluation, examples=cost)
+                while next_up < len(todo) and todo[next_up].key in waiting:
+                    prompt = todo[next_up]
+                    results[prompt.key] = waiting.pop(prompt.key)
+                    record(prompt, results[prompt.key])
+                    next_up += 1
+            by_key = {p.key: p for p in todo}
+            for key, evaluation in waiting.items():  # after a prompt the evaluator never gave
+                results[key] = evaluation
+                record(by_key[key], evaluation)
             if incumbent is not None and stage_ids != self.split_ids:
                 remaining = [
                     p
