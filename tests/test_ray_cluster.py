@@ -40,6 +40,7 @@ from promptscout.config import load_config
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
 
+RAY_CLI = str(Path(sys.executable).with_name("ray"))  # the `ray` command of this environment
 NODE = {"num_cpus": 1, "object_store_memory": 96 * 1024**2}
 
 
@@ -229,11 +230,10 @@ class RayStartCluster:
         self._start(f"--address={self.address}", *node)
 
     def _start(self, *args: str) -> None:
-        ray_cli = Path(sys.executable).with_name("ray")
         log = open(self.folder / f"node{len(self.nodes)}.log", "w")  # noqa: SIM115 - kept open
         self.nodes.append(
             subprocess.Popen(
-                [str(ray_cli), "start", "--block", *args],
+                [RAY_CLI, "start", "--block", *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env,
@@ -249,7 +249,7 @@ class RayStartCluster:
             if any(p.poll() is not None for p in self.nodes):
                 break
             status = subprocess.run(
-                [str(Path(sys.executable).with_name("ray")), "status", f"--address={self.address}"],
+                [RAY_CLI, "status", f"--address={self.address}"],
                 capture_output=True,
                 text=True,
                 env=self.env,
