@@ -111,6 +111,9 @@ def test_nearest_demos_need_the_local_evaluator(tmp_path):
     )
     assert ":19: [searchers] nearest_demos" in error_of(tmp_path, manual)
     load_config(write(tmp_path, manual.replace("[0, 2]", "[0]")))
+    peft = ray + '\n[[searchers]]\ntype = "peft"\nmethod = "lora"\nnearest_demos = 2\n'
+    assert ":30: [searchers] nearest_demos: nearest-neighbour" in error_of(tmp_path, peft)
+    load_config(write(tmp_path, peft.replace("nearest_demos = 2", "demos = 2")))
 
 
 def test_searcher_needs_a_type_and_distinct_names(tmp_path):

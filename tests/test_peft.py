@@ -22,6 +22,8 @@ from promptscout.adapters import (
 from promptscout.cli import main
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError
+from promptscout.evaluation.neighbours import Neighbours
+from promptscout.evaluation.scoring import render_texts
 from promptscout.leaderboard import build_leaderboard, describe
 from promptscout.searchers import SearchContext, create_searcher
 from promptscout.searchers.parametric.training import quiet_peft
@@ -106,6 +108,33 @@ def test_a_resumed_searcher_trains_exactly_like_an_uninterrupted_one(tiny_causal
     assert got.soft == expected.soft and resumed.losses == straight.losses
 
 
+@pytest.mark.parametrize("shown", [{"demos": 2}, {"nearest_demos": 2}])
+def test_training_shows_the_demonstrations_scoring_shows_and_proposals_carry_them(
+    tiny_causal, shown
+):
+    searcher = searcher_on(tiny_causal, "lora", learning_rate=0.05, **shown)
+    (prompt,) = searcher.ask(1)
+    base = searcher.base
+    assert (prompt.demos, prompt.nearest_demos) == (base.demos, base.nearest_demos)
+    task = searcher.context.task
+    train, texts = list(task.train), searcher.training_texts()
+    if "demos" in shown:
+        assert len(prompt.demos) == 2
+        assert {task.example(i).label for i in prompt.demos} == {0, 1}  # class-balanced
+        scored = render_texts(task, prompt, train)  # what scoring shows each example
+        for example, text, shows in zip(train, texts, scored, strict=True):
+            # the same, except that a training example never sees itself as a demonstration
+            others = [task.example(i) for i in prompt.demos if i != example.id]
+            assert text == prompt.render(example, others)
+            assert (text == shows) == (example.id not in prompt.demos)
+    else:
+        assert prompt.nearest_demos == 2 and not prompt.demos
+        neighbours = Neighbours(task, tiny_causal.embed)  # as the local evaluator picks them
+        assert texts == render_texts(task, prompt, train, neighbours=neighbours)
+    bare = searcher_on(tiny_causal, "lora").training_texts()
+    assert all(len(t) > len(b) for t, b in zip(texts, bare, strict=True))
+
+
 def test_options_are_checked():
     task = load_task("sst-2")
     context = SearchContext(task, task.label_words, 0)
@@ -118,6 +147,8 @@ def test_options_are_checked():
         ({"method": "lora", "virtual_tokens": 5}, "virtual_tokens"),
         ({"method": "prefix_tuning", "dropout": 0.1}, "dropout"),
         ({"method": "p_tuning", "init": "zeros"}, "init"),
+        ({"method": "lora", "demos": -1}, "demos"),
+        ({"method": "lora", "demos": 2, "nearest_demos": 2}, "not both"),
     ]:
         with pytest.raises(PromptscoutError, match=message):
             create_searcher("peft", options, context)

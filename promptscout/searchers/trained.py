@@ -11,6 +11,7 @@ searcher (``soft``) and the PEFT family (``peft``) subclass :class:`TrainedSearc
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,13 +58,25 @@ class TrainedSearcher(Searcher):
         digest = tensors_digest(tensors)
         self._offered = {digest: tensors}
         self.asked[digest] = self.epoch
-        return Prompt(
-            self.base.template,
-            self.base.label_words,
-            separator=self.base.separator,
-            soft=digest,
-            metadata=metadata,
-        )
+        return dataclasses.replace(self.base, soft=digest, metadata=metadata)
+
+    def training_texts(self) -> list[str]:
+        """The texts the numbers are trained on: each training example as :attr:`base` renders
+        it, with the demonstrations scoring would show it: the fixed ``demos`` less the example
+        itself (its own label next to it would teach copying), or its nearest other training
+        examples (:mod:`promptscout.evaluation.neighbours`, by the campaign model's hidden
+        states, as the local evaluator picks them)."""
+        task, base = self.context.task, self.base
+        train = list(task.train)
+        if base.nearest_demos:
+            from promptscout.evaluation.neighbours import Neighbours
+
+            neighbours = Neighbours(task, self.context.model().embed)
+            shown = neighbours.demos(train, base.nearest_demos)
+        else:
+            fixed = [task.example(i) for i in base.demos]
+            shown = [[d for d in fixed if d.id != e.id] for e in train]
+        return [base.render(e, demos) for e, demos in zip(train, shown, strict=True)]
 
     def soft_tensors(self, digest: str) -> dict[str, np.ndarray] | None:
         """The tensors of a proposal from the latest ask (the campaign stores them)."""

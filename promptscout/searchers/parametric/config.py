@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from promptscout.adapters import PEFT_TYPES
 from promptscout.options import OptionError, option, require_positive
 from promptscout.searchers.base import SearcherConfig
+from promptscout.searchers.parts import NEAREST_LOCAL
 from promptscout.soft_tensors import INIT_MODES
 
 PROMPT_METHODS = ("prompt_tuning", "prefix_tuning", "p_tuning")
@@ -53,6 +54,17 @@ class PeftSearcherConfig(SearcherConfig):
         "Read the text and answer with the correct label.",
         help='The text whose tokens start the virtual tokens (init = "text").',
     )
+    demos: int = option(
+        0,
+        help="Class-balanced training examples (seeded) shown as demonstrations before each "
+        "input, in training and in scoring (prompt-based fine-tuning with demonstrations).",
+    )
+    nearest_demos: int = option(
+        0,
+        help="When above 0, each input is shown this many of its nearest training examples as "
+        "demonstrations instead, in training and in scoring (by the model's hidden states; "
+        "local evaluator).",
+    )
     encoder_hidden_size: int = option(128, help="The width of p_tuning's prompt encoder.")
     rank: int = option(8, help="LoRA's rank r.")
     alpha: float = option(16.0, help="LoRA's scale numerator: updates are scaled by alpha / r.")
@@ -89,6 +101,13 @@ class PeftSearcherConfig(SearcherConfig):
             )
         positive = ("virtual_tokens", "encoder_hidden_size", "rank", "train_batch", "accumulate")
         require_positive(self, (*positive, "epochs_per_ask", "max_epochs", "patience"))
+        for name in ("demos", "nearest_demos"):
+            if getattr(self, name) < 0:
+                raise OptionError(name, f"must be 0 or more, got {getattr(self, name)!r}")
+        if self.demos and self.nearest_demos:
+            raise OptionError(
+                "nearest_demos", "is set with demos: show fixed or nearest demonstrations, not both"
+            )
         if self.init not in INIT_MODES:
             raise OptionError("init", f"must be one of {', '.join(INIT_MODES)}, got {self.init!r}")
         if self.init == "text" and not self.init_text.strip():
@@ -126,6 +145,9 @@ class PeftSearcherConfig(SearcherConfig):
                 raise OptionError(
                     name, f"is read by {' and '.join(methods)} only, not by method {self.method!r}"
                 )
+
+    def needs_local_evaluator(self) -> tuple[str, str] | None:
+        return ("nearest_demos", NEAREST_LOCAL) if self.nearest_demos else None
 
     @property
     def step_size(self) -> float:

@@ -3,6 +3,7 @@ dev (see the package docstring)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from promptscout.adapters import CONFIG
@@ -10,6 +11,7 @@ from promptscout.errors import PromptscoutError
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import SearchContext
 from promptscout.searchers.parametric.config import PeftSearcherConfig
+from promptscout.searchers.parts import balanced_demo_pool
 from promptscout.searchers.trained import TrainedSearcher
 
 
@@ -23,6 +25,11 @@ class PeftSearcher(TrainedSearcher):
 
     def __init__(self, config: PeftSearcherConfig, context: SearchContext) -> None:
         super().__init__(config, context)
+        self.base = dataclasses.replace(
+            self.base,
+            demos=tuple(balanced_demo_pool(context, config.demos)),
+            nearest_demos=config.nearest_demos,
+        )
         self._checkpoint: dict[str, Any] | None = None  # restored, loaded on first use
 
     @property
@@ -43,7 +50,7 @@ class PeftSearcher(TrainedSearcher):
             self._trainer = AdapterTrainer(
                 model,
                 self.config,
-                [self.base.render(e) for e in train],
+                self.training_texts(),
                 [int(e.label) for e in train],
                 self.base.label_words,
                 self.context.seed,

@@ -65,7 +65,7 @@ class SoftSearcher(TrainedSearcher):
             train = self.context.task.train
             self._trainer = SoftTrainer(
                 self._model(),
-                [self.base.render(e) for e in train],
+                self.training_texts(),
                 [int(e.label) for e in train],
                 self.base.label_words,
                 lr=self.config.learning_rate,
