@@ -88,26 +88,30 @@ def run_task(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     folder = out / "stores"
     folder.mkdir(parents=True, exist_ok=True)
     store_path = folder / f"default-{name}-{args.seed}.db"
-    if store_path.exists():
-        raise SystemExit(f"error: {store_path} exists; remove it or give another --out")
     campaign_file = folder / f"default-{name}-{args.seed}.toml"
-    campaign_file.write_text(
-        f'[campaign]\nname = "default-{name}"\nseed = {args.seed}\nstore = "{store_path}"\n\n'
-        f'[task]\nname = "{name}"\nsplit_seed = {args.seed}\nholdout_limit = {args.holdout}\n',
-        encoding="utf-8",
-    )
+    rescore = args.rescore and store_path.exists()
+    if store_path.exists() and not rescore:
+        raise SystemExit(
+            f"error: {store_path} exists; remove it, give another --out, or pass --rescore"
+        )
+    if not rescore:
+        campaign_file.write_text(
+            f'[campaign]\nname = "default-{name}"\nseed = {args.seed}\nstore = "{store_path}"\n'
+            f'\n[task]\nname = "{name}"\nsplit_seed = {args.seed}\n'
+            f"holdout_limit = {args.holdout}\n",
+            encoding="utf-8",
+        )
     config = load_config(campaign_file)
     if args.minutes is not None:
         config.budget.minutes = args.minutes
-    started = time.perf_counter()
     with Store(store_path) as store:
         campaign = Campaign(config, store, progress=not args.quiet)
         try:
-            result = campaign.run()
+            # --rescore: the campaign finished before; only the test scoring below runs again.
+            stop_reason = "finished before (--rescore)" if rescore else campaign.run().stop_reason
             model = campaign.model()
         finally:
             campaign.close()
-        campaign_seconds = time.perf_counter() - started
         task = campaign.task
         board = build_leaderboard(store)
         before = build_leaderboard(store, ensembles=False, selection=False)[0]
@@ -115,17 +119,20 @@ def run_task(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
         selection = store.meta.selection
         searchers = [s.type for s in config.searchers]
         stats = {
-            "examples_scored": result.examples_scored,
+            "examples_scored": store.examples_scored("dev"),
             "candidates": len(build_leaderboard(store, ensembles=False, selection=False)),
-            "evaluations": result.evaluations,
-            "stop_reason": result.stop_reason,
+            "evaluations": store.count_evaluations(),
+            "stop_reason": stop_reason,
         }
+        campaign_seconds = store.seconds_spent()
     objectives = [resolve_objective("accuracy")]
     size = args.test_size if args.test_size is not None else DEFAULT_TEST_SIZE.get(name, 0)
     ids = test_ids(task, size)
     dev_ids = [e.id for e in task.dev]
     with Store(store_path) as store:  # its score cache saves what the campaign already scored
-        evaluator = LocalEvaluator(model, task, objectives, cache=ScoreCache(store))
+        evaluator = LocalEvaluator(
+            model, task, objectives, cache=ScoreCache(store), soft_resolver=store.get_soft
+        )
         scoring = time.perf_counter()
         hand = []
         for template in HAND_WRITTEN[name]:
@@ -197,6 +204,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="a task whose store exists: skip its (finished) campaign, score on test again",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
