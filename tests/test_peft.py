@@ -189,6 +189,7 @@ rank = 4
 learning_rate = 0.05
 patience = 2
 max_epochs = 3
+demos = 2
 """
 
 
@@ -216,6 +217,7 @@ def test_campaign_ranks_adapters_exports_folders_and_evaluate_reads_them(
         assert mixed
         assert adapters and any(not e.prompt.soft for e in board)  # beside the manual prompts
         entry = next(e for e in adapters if e.test is not None)
+        assert len(entry.prompt.demos) == 2  # the demonstrations it was trained with
     export = config.export_path
     payload = json.loads(export.read_text())
     folder = export.parent / payload["adapters"]["folders"][entry.prompt.soft]
@@ -223,7 +225,7 @@ def test_campaign_ranks_adapters_exports_folders_and_evaluate_reads_them(
     assert (folder / "adapter_model.safetensors").exists()
     assert "PeftModel.from_pretrained" in payload["adapters"]["load"]
 
-    argv = evaluates_as_ranked(export, payload, entry, capsys)
+    argv = evaluates_as_ranked(export, payload, entry, capsys)  # demonstrations included
 
     (folder / "adapter_model.safetensors").unlink()  # the adapter is gone: one clear line
     assert main(argv) == 2
