@@ -112,7 +112,8 @@ def test_a_file_without_searchers_runs_the_default_mix(tmp_path, tiny_causal_dir
     config = load_config(path)
     with finished(config) as store:
         stored = store.meta.config["searchers"]
-        assert [s["type"] for s in stored] == ["manual", "bayesian"]
+        assert [s["type"] for s in stored] == ["manual", "bayesian", "peft"]
+        assert stored[2]["options"]["method"] == "lora" and stored[2]["options"]["demos"] == 2
         assert stored[1]["options"]["readouts"] == ["", "batch", "linear"]
         assert stored[0]["options"]["nearest_demos"] == [0, 2]
         assert stored[1]["options"]["nearest_demos"] == 2
@@ -177,3 +178,8 @@ def test_the_default_mix_leaves_out_what_the_model_or_evaluator_cannot_do(tiny_t
     assert ray["bayesian"]["label_word_search"] == 3 and "linear" in ray["manual"]["readouts"]
     for options in (*served.values(), *ray.values()):
         assert "nearest_demos" not in options
+    # LoRA with demonstrations only where PEFT can train: an in-process causal LM.
+    assert "peft" not in local and "peft" not in served
+    causal = {s.type: s.options for s in default_searchers(task, causal=True)}
+    assert causal["peft"] == {"method": "lora", "demos": 2, "template": "Text: {text}\nLabel:"}
+    assert "peft" not in {s.type for s in default_searchers(task, served=True, causal=True)}

@@ -119,9 +119,9 @@ class Campaign:
 
     def _build_searchers(self) -> list[Searcher]:
         if self.config.default_mix and not self.config.searchers:
-            self.config.searchers = default_searchers(
-                self.task, self.config.model.served, self.config.evaluator.type == "ray"
-            )
+            served, ray = self.config.model.served, self.config.evaluator.type == "ray"
+            causal = not served and self.model().kind == "causal"
+            self.config.searchers = default_searchers(self.task, served, ray, causal)
             _log(describe(self.config.searchers))
         searchers = []
         for position, spec in enumerate(self.config.searchers):
