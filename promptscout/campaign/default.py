@@ -69,7 +69,7 @@ def describe(specs: list[SearcherSpec]) -> str:
         options = ", ".join(
             f"{k} = {v!r}" for k, v in spec.options.items() if k not in ("templates", "template")
         )
-        templates = spec.options.get("templates") or [spec.options.get("template")]
-        extra = f"{len(templates)} templates" if len(templates) > 1 else ""
+        templates = spec.options.get("templates")
+        extra = f"{len(templates)} templates" if templates else ""
         parts.append(f"{spec.type} ({', '.join(x for x in (extra, options) if x)})")
     return "no [[searchers]] given: running the default mix: " + "; ".join(parts)
