@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import re
 import types
 from collections.abc import Callable, Iterable, Mapping
@@ -87,6 +88,16 @@ def require_positive(options: Any, names: Iterable[str]) -> None:
         value = getattr(options, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise OptionError(name, f"must be a positive integer, got {value!r}")
+
+
+def require_non_negative(options: Any, names: Iterable[str]) -> None:
+    """Raise :class:`OptionError` naming the first of ``names`` (attributes of ``options``)
+    that is not a finite number of 0 or more."""
+    for name in names:
+        value = getattr(options, name)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (number and math.isfinite(value) and value >= 0):
+            raise OptionError(name, f"must be 0 or more, got {value!r}")
 
 
 def option_key(f: dataclasses.Field) -> str:

@@ -21,6 +21,8 @@ from promptscout.options import (
     describe_options,
     option,
     read_options,
+    require_non_negative,
+    require_positive,
     upgrade_options,
 )
 from promptscout.searchers import SEARCHERS, build_config, searcher_class
@@ -124,6 +126,21 @@ def test_unknown_renamed_and_invalid_keys():
     error = problem({"text": "table"})
     assert error.key is None and str(error) == "a problem of the whole table"
     assert str(problem([1])) == "must be a table, got list"
+
+
+@pytest.mark.parametrize("value", [-1, -0.5, float("nan"), float("inf"), True, "1", None])
+def test_counts_and_weights_must_be_finite_numbers_of_0_or_more(value):
+    with pytest.raises(OptionError, match=r"must be 0 or more, got") as caught:
+        require_non_negative(dataclasses.make_dataclass("W", [("w", Any)])(value), ["w"])
+    assert caught.value.key == "w"
+
+
+def test_the_range_checks_accept_what_they_name():
+    options = dataclasses.make_dataclass("C", [("zero", int), ("half", float), ("one", int)])
+    require_non_negative(options(0, 0.5, 1), ("zero", "half", "one"))
+    require_positive(options(0, 0.5, 1), ["one"])
+    with pytest.raises(OptionError, match="'zero' must be a positive integer, got 0"):
+        require_positive(options(0, 0.5, 1), ["one", "zero"])
 
 
 def test_defaults_are_fresh_copies_and_inputs_are_not_shared():

@@ -24,7 +24,7 @@ import numpy as np
 from promptscout.evaluation.base import Evaluation
 from promptscout.evaluation.outcome import Outcome, Status
 from promptscout.objectives import Objective, ObjectiveInput, Ranking
-from promptscout.options import OptionError, option
+from promptscout.options import OptionError, option, require_non_negative
 from promptscout.prompts import Prompt
 from promptscout.tasks import Task
 
@@ -48,8 +48,7 @@ class RacingConfig:
             raise OptionError("first", f"must be at least 2, got {self.first}")
         if self.factor <= 1:
             raise OptionError("factor", f"must be above 1, got {self.factor}")
-        if self.z < 0:
-            raise OptionError("z", f"must be 0 or more, got {self.z}")
+        require_non_negative(self, ["z"])
 
 
 def race_stages(config: RacingConfig, split_ids: Sequence[str], seed: int) -> list[tuple[str, ...]]:

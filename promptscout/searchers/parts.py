@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from promptscout.errors import PromptscoutError
-from promptscout.options import OptionError, option
+from promptscout.options import OptionError, option, require_non_negative
 from promptscout.prompts import CALIBRATIONS, VERBALIZERS
 from promptscout.searchers.base import SearchContext, SearcherConfig
 
@@ -90,12 +90,8 @@ class PromptParts(SearcherConfig):
         for name in needed:
             if not getattr(self, name):
                 raise OptionError(name, "must not be empty")
-        if self.max_demos < 0:
-            raise OptionError("max_demos", "must be 0 or more")
-        if self.label_word_search < 0:
-            raise OptionError("label_word_search", "must be 0 or more")
-        if getattr(self, "nearest_demos", 0) < 0:
-            raise OptionError("nearest_demos", "must be 0 or more")
+        counts = ("max_demos", "label_word_search", "nearest_demos")
+        require_non_negative(self, [name for name in counts if hasattr(self, name)])
 
     def reads_internals(self) -> bool:
         return (

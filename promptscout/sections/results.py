@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from promptscout.options import OptionError, option
+from promptscout.options import OptionError, option, require_non_negative
 
 DEFAULT_ENSEMBLES = ("average", "weighted")
 
@@ -29,8 +29,7 @@ class LeaderboardConfig:
     def __post_init__(self) -> None:
         from promptscout.ensemble.types import METHODS
 
-        if self.top_k < 0:
-            raise OptionError("top_k", "must be 0 or more")
+        require_non_negative(self, ["top_k"])
         if self.ensembles is None:  # the leaderboard pools its finalists unless told otherwise
             self.ensembles = list(DEFAULT_ENSEMBLES) if self.top_k >= 2 else []
         unknown = [m for m in self.ensembles if m not in METHODS]
@@ -71,10 +70,7 @@ class SelectionConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.pool < 0:
-            raise OptionError("pool", f"must be 0 or more, got {self.pool}")
-        if self.z < 0:
-            raise OptionError("z", f"must be 0 or more, got {self.z}")
+        require_non_negative(self, ("pool", "z"))
 
 
 @dataclass
@@ -101,5 +97,4 @@ class ReportConfig:
     path: str = option("", help="The report's file (default: the store path with .html).")
 
     def __post_init__(self) -> None:
-        if self.every < 0:
-            raise OptionError("every", f"must be 0 or more, got {self.every}")
+        require_non_negative(self, ["every"])

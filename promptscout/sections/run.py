@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from promptscout.options import OptionError, option
+from promptscout.options import OptionError, option, require_non_negative
 
 
 @dataclass
@@ -99,8 +99,7 @@ class EvaluatorConfig:
             raise OptionError("workers", f"must be at least 1, got {self.workers}")
         if self.cpus_per_worker <= 0:
             raise OptionError("cpus_per_worker", f"must be positive, got {self.cpus_per_worker}")
-        if self.gpus_per_worker < 0:
-            raise OptionError("gpus_per_worker", f"must be 0 or more, got {self.gpus_per_worker}")
+        require_non_negative(self, ["gpus_per_worker"])
         if self.chunk_size < 1:
             raise OptionError("chunk_size", f"must be at least 1, got {self.chunk_size}")
         address = self.address

@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from promptscout.options import OptionError, option
+from promptscout.options import OptionError, option, require_non_negative
 from promptscout.tasks import KINDS, DatasetSpec, DatasetSpecError, Task, load_task
 
 SPLITS = ("train", "dev", "test")
@@ -115,8 +115,7 @@ class TaskConfig:
         for key in ("search_split", "holdout_split"):
             if getattr(self, key) not in SPLITS:
                 raise OptionError(key, f"must be train, dev or test, got {getattr(self, key)!r}")
-        if self.holdout_limit < 0:
-            raise OptionError("holdout_limit", f"must be 0 or more, got {self.holdout_limit}")
+        require_non_negative(self, ["holdout_limit"])
         if self.search_split == self.holdout_split:
             raise OptionError(
                 "holdout_split", "must differ from search_split: held-out data is never searched"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from promptscout.options import OptionError, option
+from promptscout.options import OptionError, option, require_non_negative
 from promptscout.prompts import LABEL_SLOT, TRIGGER
 from promptscout.searchers.autoprompt.gradients import LOSSES
 from promptscout.searchers.base import SearcherConfig
@@ -80,8 +80,7 @@ class AutoPromptConfig(SearcherConfig):
         ):
             if getattr(self, name) < 1:
                 raise OptionError(name, "must be at least 1")
-        if self.iterations < 0:
-            raise OptionError("iterations", "must be 0 or more")
+        require_non_negative(self, ["iterations"])
         if self.loss not in LOSSES:
             raise OptionError("loss", f"must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if not self.initial_trigger.strip():

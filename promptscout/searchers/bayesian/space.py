@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from promptscout.errors import PromptscoutError
-from promptscout.options import OptionError, option
+from promptscout.options import OptionError, option, require_non_negative
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import SearchContext
 from promptscout.searchers.parts import (
@@ -83,8 +83,7 @@ class BayesianConfig(PromptParts):
         check_readouts(self.readouts)
         if self.demo_pool < 1:
             raise OptionError("demo_pool", "must be at least 1")
-        if self.n_startup_trials < 0:
-            raise OptionError("n_startup_trials", "must be 0 or more")
+        require_non_negative(self, ["n_startup_trials"])
         if self.max_tries < 1:
             raise OptionError("max_tries", "must be at least 1")
         check_initial_tables(self.initial, INITIAL_KEYS, TABLE_EXAMPLE)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from promptscout.errors import PromptscoutError
-from promptscout.options import OptionError, option
+from promptscout.options import OptionError, option, require_non_negative
 from promptscout.prompts import TRIGGER, Prompt
 from promptscout.searchers.base import SearchContext
 from promptscout.searchers.evolutionary.genome import (
@@ -127,9 +127,7 @@ class EvolutionaryConfig(PromptParts):
                 raise OptionError(key, "must be between 0 and 1")
         if self.elite is None:
             self.elite = self.population_size
-        for key in ("init_demos", "max_triggers", "elite"):
-            if getattr(self, key) < 0:
-                raise OptionError(key, "must be 0 or more")
+        require_non_negative(self, ("init_demos", "max_triggers", "elite"))
         for key in ("demo_pool", "max_phrases", "tournament_size", "hall_of_fame", "max_tries"):
             if getattr(self, key) < 1:
                 raise OptionError(key, "must be at least 1")

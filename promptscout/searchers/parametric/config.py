@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 from promptscout.adapters import PEFT_TYPES
-from promptscout.options import OptionError, option, require_positive
+from promptscout.options import OptionError, option, require_non_negative, require_positive
 from promptscout.searchers.base import SearcherConfig
 from promptscout.searchers.parts import NEAREST_LOCAL
 from promptscout.soft_tensors import INIT_MODES
@@ -101,9 +100,7 @@ class PeftSearcherConfig(SearcherConfig):
             )
         positive = ("virtual_tokens", "encoder_hidden_size", "rank", "train_batch", "accumulate")
         require_positive(self, (*positive, "epochs_per_ask", "max_epochs", "patience"))
-        for name in ("demos", "nearest_demos"):
-            if getattr(self, name) < 0:
-                raise OptionError(name, f"must be 0 or more, got {getattr(self, name)!r}")
+        require_non_negative(self, ("demos", "nearest_demos"))
         if self.demos and self.nearest_demos:
             raise OptionError(
                 "nearest_demos", "is set with demos: show fixed or nearest demonstrations, not both"
@@ -112,10 +109,7 @@ class PeftSearcherConfig(SearcherConfig):
             raise OptionError("init", f"must be one of {', '.join(INIT_MODES)}, got {self.init!r}")
         if self.init == "text" and not self.init_text.strip():
             raise OptionError("init_text", "must not be empty with init = 'text'")
-        for name in ("learning_rate", "weight_decay", "l2", "dropout", "alpha"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise OptionError(name, f"must be 0 or more, got {value!r}")
+        require_non_negative(self, ("learning_rate", "weight_decay", "l2", "dropout", "alpha"))
         if self.dropout >= 1:
             raise OptionError("dropout", f"must be below 1, got {self.dropout!r}")
         if self.alpha == 0:

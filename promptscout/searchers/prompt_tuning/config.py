@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from promptscout.options import OptionError, option, require_positive
+from promptscout.options import OptionError, option, require_non_negative, require_positive
 from promptscout.searchers.base import SearcherConfig
 from promptscout.soft_tensors import INIT_MODES, PARAMETRIC_MODES
 
@@ -68,8 +68,7 @@ class SoftConfig(SearcherConfig):
             raise OptionError(
                 "learning_rate", f"must be a positive number, got {self.learning_rate!r}"
             )
-        if not (self.l2 >= 0 and math.isfinite(self.l2)):
-            raise OptionError("l2", f"must be 0 or more, got {self.l2!r}")
+        require_non_negative(self, ["l2"])
         if self.project:
             self.batch_size = max(self.batch_size, 2)
         if self.parametric not in PARAMETRIC_MODES:

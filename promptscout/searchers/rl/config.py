@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from promptscout.options import OptionError, option
+from promptscout.options import OptionError, option, require_non_negative
 from promptscout.prompts import LABEL_SLOT, TRIGGER
 from promptscout.searchers.base import SearcherConfig
 
@@ -77,15 +77,10 @@ class RLConfig(SearcherConfig):
         for name in ("vocab_size", "train_examples", "mlp_hidden"):
             if getattr(self, name) < 1:
                 raise OptionError(name, "must be at least 1")
-        for name in ("steps", "greedy_every"):
-            if getattr(self, name) < 0:
-                raise OptionError(name, "must be 0 or more")
+        require_non_negative(self, ("steps", "greedy_every", "entropy", "prior"))
         for name in ("learning_rate", "correct_coeff", "wrong_coeff"):
             if not getattr(self, name) > 0:
                 raise OptionError(name, "must be positive")
-        for name in ("entropy", "prior"):
-            if getattr(self, name) < 0:
-                raise OptionError(name, "must be 0 or more")
         if not self.context.strip():
             raise OptionError("context", "must be some text, e.g. 'Prompt:'")
         slots = self.template.count(TRIGGER)
