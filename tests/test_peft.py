@@ -94,12 +94,8 @@ def test_training_lowers_the_training_loss(tiny_causal, method):
     assert len(searcher.losses) == 4 and searcher.losses[-1] < searcher.losses[0]
 
 
-@pytest.mark.parametrize(
-    "seeded",
-    [{"dropout": 0.1}, {"demos": 2, "resample_demos": True}],  # each epoch's own randomness
-)
-def test_a_resumed_searcher_trains_exactly_like_an_uninterrupted_one(tiny_causal, seeded):
-    options = {"learning_rate": 0.05, **seeded}
+def test_a_resumed_searcher_trains_exactly_like_an_uninterrupted_one(tiny_causal):
+    options = {"learning_rate": 0.05, "dropout": 0.1}  # dropout: its randomness is seeded too
     straight = searcher_on(tiny_causal, "lora", **options)
     straight.ask(1)
     (expected,) = straight.ask(1)
@@ -139,30 +135,6 @@ def test_training_shows_the_demonstrations_scoring_shows_and_proposals_carry_the
     assert all(len(t) > len(b) for t, b in zip(texts, bare, strict=True))
 
 
-def test_resampled_demonstrations_are_drawn_anew_each_epoch_from_the_other_examples(
-    tiny_causal,
-):
-    searcher = searcher_on(tiny_causal, "lora", demos=2, resample_demos=True)
-    task, base = searcher.context.task, searcher.base
-    train = list(task.train)
-    by_label = {c: [e for e in train if e.label == c] for c in (0, 1)}
-    first, second = searcher.training_texts(0), searcher.training_texts(1)
-    assert searcher.training_texts(0) == first  # seeded
-    assert first != second and first != searcher.training_texts()  # drawn anew each epoch
-    for texts in (first, second):
-        for example, text in zip(train, texts, strict=True):
-            # one demonstration of each class, never the example itself
-            shown = [
-                (a.id, b.id)
-                for a in by_label[0]
-                for b in by_label[1]
-                if example.id not in (a.id, b.id) and base.render(example, [a, b]) == text
-            ]
-            assert shown, text
-    (prompt,) = searcher.ask(1)
-    assert prompt.demos == base.demos and len(prompt.demos) == 2  # scoring: the fixed ones
-
-
 def test_options_are_checked():
     task = load_task("sst-2")
     context = SearchContext(task, task.label_words, 0)
@@ -177,7 +149,6 @@ def test_options_are_checked():
         ({"method": "p_tuning", "init": "zeros"}, "init"),
         ({"method": "lora", "demos": -1}, "demos"),
         ({"method": "lora", "demos": 2, "nearest_demos": 2}, "not both"),
-        ({"method": "lora", "resample_demos": True}, "resample_demos.*needs demos"),
     ]:
         with pytest.raises(PromptscoutError, match=message):
             create_searcher("peft", options, context)

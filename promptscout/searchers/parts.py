@@ -23,7 +23,6 @@ from promptscout.errors import PromptscoutError
 from promptscout.options import OptionError, option, require_non_negative
 from promptscout.prompts import CALIBRATIONS, VERBALIZERS
 from promptscout.searchers.base import SearchContext, SearcherConfig
-from promptscout.tasks import Example
 
 # Why nearest-neighbour demonstrations keep a campaign on the local evaluator.
 NEAREST_LOCAL = (
@@ -156,23 +155,15 @@ class PromptParts(SearcherConfig):
 
 
 def balanced_demo_pool(context: SearchContext, size: int) -> list[str]:
-    """Up to ``size`` training example ids, class-balanced (:func:`balanced_ids`, seeded)."""
+    """Up to ``size`` training example ids, shuffled per class (seeded) and interleaved so the
+    pool is class-balanced; one shuffled list for generation tasks."""
     rng = np.random.default_rng([context.seed, 7])
-    task = context.task
-    return balanced_ids(task.train, size, rng, task.kind == "classification")
-
-
-def balanced_ids(
-    examples: Sequence[Example], size: int, rng: np.random.Generator, by_class: bool = True
-) -> list[str]:
-    """Up to ``size`` ids of ``examples``, shuffled per class by ``rng`` and interleaved so that
-    any prefix is class-balanced; one shuffled list unless ``by_class``."""
     by_label: dict[str, list[str]] = {}
-    for example in examples:
+    for example in context.task.train:
         by_label.setdefault(str(example.label), []).append(example.id)
     groups = [list(rng.permutation(ids)) for _, ids in sorted(by_label.items())]
-    if not by_class:
-        groups = [list(rng.permutation([e.id for e in examples]))]
+    if context.task.kind != "classification":
+        groups = [list(rng.permutation([e.id for e in context.task.train]))]
     pool = [
         str(ids[i])
         for i in range(max(map(len, groups), default=0))

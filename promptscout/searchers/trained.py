@@ -20,7 +20,6 @@ import numpy as np
 from promptscout.errors import PromptscoutError
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import Curve, Outcome, Searcher
-from promptscout.searchers.parts import balanced_ids
 from promptscout.soft_tensors import tensors_digest
 
 
@@ -61,17 +60,12 @@ class TrainedSearcher(Searcher):
         self.asked[digest] = self.epoch
         return dataclasses.replace(self.base, soft=digest, metadata=metadata)
 
-    def training_texts(self, epoch: int | None = None) -> list[str]:
+    def training_texts(self) -> list[str]:
         """The texts the numbers are trained on: each training example as :attr:`base` renders
         it, with the demonstrations scoring would show it: the fixed ``demos`` less the example
         itself (its own label next to it would teach copying), or its nearest other training
         examples (:mod:`promptscout.evaluation.neighbours`, by the campaign model's hidden
-        states, as the local evaluator picks them).
-
-        With ``epoch`` (fixed demonstrations only), each example is shown as many class-balanced
-        training examples other than itself, drawn anew for that epoch (seeded): the numbers
-        then learn to read demonstrations, not these two (LM-BFF's training recipe).
-        """
+        states, as the local evaluator picks them)."""
         task, base = self.context.task, self.base
         train = list(task.train)
         if base.nearest_demos:
@@ -79,11 +73,6 @@ class TrainedSearcher(Searcher):
 
             neighbours = Neighbours(task, self.context.model().embed)
             shown = neighbours.demos(train, base.nearest_demos)
-        elif epoch is not None and base.demos:
-            rng = np.random.default_rng([self.context.seed, epoch, 11])
-            others = ([d for d in train if d.id != e.id] for e in train)
-            drawn = [balanced_ids(pool, len(base.demos), rng) for pool in others]
-            shown = [[task.example(i) for i in ids] for ids in drawn]
         else:
             fixed = [task.example(i) for i in base.demos]
             shown = [[d for d in fixed if d.id != e.id] for e in train]

@@ -58,11 +58,6 @@ class PeftSearcherConfig(SearcherConfig):
         help="Class-balanced training examples (seeded) shown as demonstrations before each "
         "input, in training and in scoring (prompt-based fine-tuning with demonstrations).",
     )
-    resample_demos: bool = option(
-        False,
-        help="With demos: in training, each example is shown as many class-balanced other "
-        "training examples, drawn anew every epoch (seeded); scoring shows the fixed ones.",
-    )
     nearest_demos: int = option(
         0,
         help="When above 0, each input is shown this many of its nearest training examples as "
@@ -110,8 +105,6 @@ class PeftSearcherConfig(SearcherConfig):
             raise OptionError(
                 "nearest_demos", "is set with demos: show fixed or nearest demonstrations, not both"
             )
-        if self.resample_demos and not self.demos:
-            raise OptionError("resample_demos", "needs demos above 0 (the demonstrations to draw)")
         if self.init not in INIT_MODES:
             raise OptionError("init", f"must be one of {', '.join(INIT_MODES)}, got {self.init!r}")
         if self.init == "text" and not self.init_text.strip():

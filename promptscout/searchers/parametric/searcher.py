@@ -47,11 +47,10 @@ class PeftSearcher(TrainedSearcher):
                     f"{getattr(model, 'kind', type(model).__name__)}"
                 )
             train = self.context.task.train
-            fixed = None if self.config.resample_demos else self.training_texts()
             self._trainer = AdapterTrainer(
                 model,
                 self.config,
-                self.training_texts if fixed is None else lambda _epoch: fixed,
+                self.training_texts(),
                 [int(e.label) for e in train],
                 self.base.label_words,
                 self.context.seed,

@@ -21,7 +21,7 @@ import copy
 import inspect
 import json
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -88,10 +88,8 @@ class AdapterTrainer:
     Args:
         model: the campaign's causal LM (:class:`~promptscout.model.causal.CausalLM`).
         options: the searcher's options (method, its shape, the optimiser's settings).
-        texts: the rendered training texts of an epoch (the template filled with each
-            example, and its demonstrations), one per training example in the same order
-            every epoch.
-        labels: gold class index of each training example.
+        texts: rendered training texts (the template filled with each example).
+        labels: gold class index of each text.
         label_words: one word per class.
         seed: the searcher's seed (virtual tokens' start; each epoch's order and dropout).
 
@@ -104,7 +102,7 @@ class AdapterTrainer:
         self,
         model: Any,
         options: PeftSearcherConfig,
-        texts: Callable[[int], Sequence[str]],
+        texts: Sequence[str],
         labels: Sequence[int],
         label_words: Sequence[str],
         seed: int,
@@ -112,7 +110,7 @@ class AdapterTrainer:
         from peft import get_peft_model
 
         self.model, self.options, self.seed = model, options, seed
-        self.texts, self.labels, self.words = texts, list(labels), list(label_words)
+        self.texts, self.labels, self.words = list(texts), list(labels), list(label_words)
         config = peft_config(options)
         base = copy.deepcopy(model.hf_model).float()  # trained in float32 whatever the model
         try:
@@ -180,9 +178,9 @@ class AdapterTrainer:
 
     # -- training -------------------------------------------------------------------------------
 
-    def loss(self, texts: Sequence[str], gold: Sequence[int]) -> torch.Tensor:
-        """Mean class-normalised cross-entropy of the gold label words (class ``gold``) on
-        ``texts``."""
+    def loss(self, indices: Sequence[int]) -> torch.Tensor:
+        """Mean class-normalised cross-entropy of the gold label words on ``indices``."""
+        texts = [self.texts[i] for i in indices]
         rows, picks = self.model._label_rows(texts, self.words, reserve=self.virtual)
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), self.model.pad_id, dtype=torch.long)
@@ -212,18 +210,18 @@ class AdapterTrainer:
         scores = torch.zeros((len(texts), len(self.words)), device=dev).index_put(
             (torch.tensor(ti, device=dev), torch.tensor(ci, device=dev)), values, accumulate=True
         )
-        return torch.nn.functional.cross_entropy(scores, torch.tensor(list(gold), device=dev))
+        gold = torch.tensor([self.labels[i] for i in indices], device=dev)
+        return torch.nn.functional.cross_entropy(scores, gold)
 
     def epoch(self, epoch: int) -> float:
         """One pass over the training texts in the epoch's seeded order; the mean loss.
 
-        The texts, order and dropout depend only on the seed and the epoch, so a run resumed
-        from a checkpoint trains exactly as an uninterrupted one.
+        The order and dropout depend only on the seed and the epoch, so a run resumed from a
+        checkpoint trains exactly as an uninterrupted one.
         """
         o = self.options
-        texts = self.texts(epoch)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch]))
-        order = [int(i) for i in rng.permutation(len(texts))]
+        order = [int(i) for i in rng.permutation(len(self.texts))]
         torch.manual_seed(int(np.random.SeedSequence([self.seed, epoch, 1]).generate_state(1)[0]))
         steps = [order[s : s + o.train_batch] for s in range(0, len(order), o.train_batch)]
         self.net.train()
@@ -232,7 +230,7 @@ class AdapterTrainer:
             self.optimizer.zero_grad()
             for k, indices in enumerate(steps):
                 with torch.enable_grad():
-                    loss = self.loss([texts[i] for i in indices], [self.labels[i] for i in indices])
+                    loss = self.loss(indices)
                     total = loss + o.l2 * self._distance() if o.l2 else loss
                     (total / o.accumulate).backward()
                 losses.append(float(loss.detach()))
