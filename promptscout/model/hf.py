@@ -277,20 +277,13 @@ class HFLanguageModel(LanguageModel):
         return [order[k : k + self.batch_size] for k in range(0, len(order), self.batch_size)]
 
     def _pad(self, rows: Sequence[Sequence[int]], *, left: bool = False) -> tuple[Any, Any]:
-        """Pad id lists into ``(input_ids, attention_mask)`` tensors on the model's device."""
-        import torch
-
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for b, row in enumerate(rows):
-            span = slice(width - len(row), width) if left else slice(0, len(row))
-            ids[b, span] = torch.tensor(row, dtype=torch.long)
-            mask[b, span] = 1
+        """Pad id lists into ``(input_ids, attention_mask)`` tensors on the model's device,
+        counting their tokens as forwarded."""
+        ids, mask = pad_rows(rows, self.pad_id, self.device, left=left)
         real = int(mask.sum())
         self.tokens_forwarded += real
         self.tokens_computed += real
-        return ids.to(self.device), mask.to(self.device)
+        return ids, mask
 
     def _flops(self, starts: Sequence[int], lengths: Sequence[int], head_rows: int) -> int:
         """FLOPs of running segments (``lengths``, each after ``starts`` context tokens, causal)
@@ -298,6 +291,23 @@ class HFLanguageModel(LanguageModel):
         per_token, per_pair, per_row = self._flop_rates
         pairs = sum(n * s + n * (n + 1) // 2 for s, n in zip(starts, lengths, strict=True))
         return per_token * sum(lengths) + per_pair * pairs + per_row * head_rows
+
+
+def pad_rows(
+    rows: Sequence[Sequence[int]], pad_id: int, device: Any, *, left: bool = False
+) -> tuple[Any, Any]:
+    """Pad id lists into ``(input_ids, attention_mask)`` tensors on ``device`` (on the left
+    with ``left``)."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for b, row in enumerate(rows):
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[b, span] = torch.tensor(row, dtype=torch.long)
+        mask[b, span] = 1
+    return ids.to(device), mask.to(device)
 
 
 def _context_size(config: Any, tokenizer: Any) -> int:

@@ -181,21 +181,19 @@ class AdapterTrainer:
     def loss(self, indices: Sequence[int]) -> torch.Tensor:
         """Mean class-normalised cross-entropy of the gold label words on ``indices``."""
         texts = [self.texts[i] for i in indices]
+        from promptscout.model.hf import pad_rows
+
         rows, picks = self.model._label_rows(texts, self.words, reserve=self.virtual)
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.model.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for b, row in enumerate(rows):
-            ids[b, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[b, : len(row)] = 1
         dev = self.model.device
+        # Not the model's own _pad: training tokens are not the campaign's scoring tokens.
+        ids, mask = pad_rows(rows, self.model.pad_id, dev)
         # The vocabulary-sized head runs only where a label token is read (most of a step's
         # cost otherwise, forward and backward), when the model's forward can be told so.
         read = sorted({pos + self.shift for row in picks for pos, *_ in row})
         column = {pos: k for k, pos in enumerate(read)} if self.keep_logits else None
         kwargs = {"logits_to_keep": torch.tensor(read, device=dev)} if column else {}
         with quiet_peft():
-            logits = self.net(input_ids=ids.to(dev), attention_mask=mask.to(dev), **kwargs).logits
+            logits = self.net(input_ids=ids, attention_mask=mask, **kwargs).logits
         where, tok, ti, ci = [], [], [], []
         for b, row_picks in enumerate(picks):
             for pos, token, i, c in row_picks:
