@@ -337,7 +337,7 @@ def test_plugins_json_lists_every_option(capsys):
     assert options["learning_rate"] == {
         "name": "learning_rate",
         "type": "float",
-        "default": 0.03,
+        "default": 0.003,
         "required": False,
         "help": "Adam's step size.",
     }

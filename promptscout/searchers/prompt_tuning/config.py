@@ -36,7 +36,8 @@ class SoftConfig(SearcherConfig):
         "Read the text and answer with the correct label.",
         help='The text whose token embeddings start the vectors (init = "text").',
     )
-    learning_rate: float = option(0.03, help="Adam's step size.")
+    # The peft searcher's prompt-tuning default, for the same reason (parametric/config.py).
+    learning_rate: float = option(0.003, help="Adam's step size.")
     l2: float = option(
         0.0, help="Weight of the squared distance of the trained tensors from their start."
     )
