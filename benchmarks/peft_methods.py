@@ -16,11 +16,11 @@ split). Run:
 
     .venv/bin/python benchmarks/peft_methods.py [--tasks sst-2,mr] [--seeds 13,42,87]
         [--methods prompt_tuning,prefix_tuning,p_tuning,lora,soft] [--epochs 12]
-        [--test-size 600]
+        [--test-size 600] [--out benchmarks/results/peft-methods]
 
 A method may carry option overrides: ``--methods "lora@learning_rate=0.001@patience=5"``.
 
-Writes benchmarks/results/peft-methods/<task>-<seed>-<method>.json per run (a finished run is
+Writes ``--out``/<task>-<seed>-<method>.json per run (a finished run is
 not run again) and prints a markdown table of test accuracy (mean and spread over seeds),
 training seconds and peak memory.
 """
@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from common import RESULTS
@@ -173,10 +174,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=12, help="at most this many epochs")
     parser.add_argument("--test-size", type=int, default=600, help="0: the whole test split")
     parser.add_argument(
+        "--out", type=Path, default=OUT, help="the folder of per-run JSON (one per test size)"
+    )
+    parser.add_argument(
         "--one", nargs=3, metavar=("TASK", "SEED", "METHOD"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     if args.one:  # a child: one run, its JSON on stdout
         task, seed, method = args.one[0], int(args.one[1]), args.one[2]
         if method == "hand-written":
@@ -188,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     for task in args.tasks.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             for method in ["hand-written", *args.methods.split(",")]:
-                path = OUT / f"{task}-{seed}-{method}.json"
+                path = args.out / f"{task}-{seed}-{method}.json"
                 if not path.exists():
                     print(f"== {task} seed {seed} {method}", file=sys.stderr, flush=True)
                     child = [sys.executable, __file__, "--one", task, str(seed), method]
