@@ -45,6 +45,12 @@ TENSOR_NAMES = (PREFIX, FINAL_NORM)
 EXPORT_SUFFIX = ".soft.safetensors"
 ADAPTERS_SUFFIX = ".adapters"
 INIT_MODES = ("text", "vocab", "random")
+# Prompt tuning's default step (the ``soft`` searcher and ``peft``'s prompt_tuning and p_tuning):
+# Adam moves every coordinate by about the step per update, and SmolLM2's embeddings have a
+# standard deviation of 0.14, so 0.03 (four updates an epoch) rewrote the start within an epoch
+# and collapsed on MR to one class (test 0.51); 0.003 scored best on dev on SST-2 and MR
+# (benchmarks/peft_methods.py, 3 split seeds).
+PROMPT_VECTOR_STEP = 0.003
 PARAMETRIC_MODES = ("", "final_norm")
 
 SoftTensors = Mapping[str, np.ndarray]

@@ -9,19 +9,16 @@ from promptscout.adapters import PEFT_TYPES
 from promptscout.options import OptionError, option, require_non_negative, require_positive
 from promptscout.searchers.base import SearcherConfig
 from promptscout.searchers.parts import NEAREST_LOCAL
-from promptscout.soft_tensors import INIT_MODES
+from promptscout.soft_tensors import INIT_MODES, PROMPT_VECTOR_STEP
 
 PROMPT_METHODS = ("prompt_tuning", "prefix_tuning", "p_tuning")
 # Step sizes that train each method well from 32 examples on small models (the field's usual
-# ranges: prompt vectors move far, LoRA's low-rank updates little). Prompt tuning's 0.003: Adam
-# moves every coordinate by about the step size per update, and SmolLM2's embeddings have a
-# standard deviation of 0.14, so 0.03 (four updates an epoch) rewrote the start within an epoch
-# and collapsed on MR to one class (test 0.51); 0.003 scored best on dev on SST-2 and MR
-# (benchmarks/peft_methods.py, 3 split seeds).
+# ranges: prompt vectors move far, LoRA's low-rank updates little; prompt vectors' step is
+# explained where the soft searcher shares it).
 DEFAULT_LEARNING_RATES = {
-    "prompt_tuning": 0.003,
+    "prompt_tuning": PROMPT_VECTOR_STEP,
     "prefix_tuning": 0.01,
-    "p_tuning": 0.003,
+    "p_tuning": PROMPT_VECTOR_STEP,
     "lora": 0.0005,
 }
 

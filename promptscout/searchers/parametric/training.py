@@ -29,6 +29,7 @@ import torch
 
 from promptscout.adapters import adapter_bundle
 from promptscout.errors import PromptscoutError
+from promptscout.model.hf import pad_rows
 from promptscout.searchers.parametric.config import PeftSearcherConfig
 from promptscout.searchers.virtual_tokens import init_ids, init_prefix
 from promptscout.soft_tensors import pack_array, unpack_array
@@ -181,8 +182,6 @@ class AdapterTrainer:
     def loss(self, indices: Sequence[int]) -> torch.Tensor:
         """Mean class-normalised cross-entropy of the gold label words on ``indices``."""
         texts = [self.texts[i] for i in indices]
-        from promptscout.model.hf import pad_rows
-
         rows, picks = self.model._label_rows(texts, self.words, reserve=self.virtual)
         dev = self.model.device
         # Not the model's own _pad: training tokens are not the campaign's scoring tokens.

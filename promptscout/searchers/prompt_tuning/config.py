@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from promptscout.options import OptionError, option, require_non_negative, require_positive
 from promptscout.searchers.base import SearcherConfig
-from promptscout.soft_tensors import INIT_MODES, PARAMETRIC_MODES
+from promptscout.soft_tensors import INIT_MODES, PARAMETRIC_MODES, PROMPT_VECTOR_STEP
 
 
 @dataclass
@@ -36,8 +36,7 @@ class SoftConfig(SearcherConfig):
         "Read the text and answer with the correct label.",
         help='The text whose token embeddings start the vectors (init = "text").',
     )
-    # The peft searcher's prompt-tuning default, for the same reason (parametric/config.py).
-    learning_rate: float = option(0.003, help="Adam's step size.")
+    learning_rate: float = option(PROMPT_VECTOR_STEP, help="Adam's step size.")
     l2: float = option(
         0.0, help="Weight of the squared distance of the trained tensors from their start."
     )
