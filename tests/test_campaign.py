@@ -55,6 +55,20 @@ def test_duplicates_are_scored_once(write_campaign):
     assert len(keys) == len(set(keys)) == result.examples_scored // 8
 
 
+@pytest.mark.parametrize("racing", [True, False])
+def test_until_a_candidate_leads_a_turn_asks_for_one_prompt_per_worker(write_campaign, racing):
+    extra = "" if racing else "\n[racing]\nenabled = false\n"
+    config = load_config(write_campaign(budget=80, extra=extra))
+    run(config)
+    with Store(config.store_path, readonly=True) as store:
+        turns = [s.searcher for s in store.evaluations("dev")]
+    # manual has 2 templates and batch_size 2, random batch_size 3
+    if racing:  # manual's first turn: 1 prompt (nothing to race against yet), then batches
+        assert turns[:8] == ["manual"] + ["random"] * 3 + ["manual"] + ["random"] * 3
+    else:  # without racing a first batch costs what later ones do: batch_size from the start
+        assert turns[:8] == ["manual"] * 2 + ["random"] * 6
+
+
 @pytest.mark.parametrize("kill_at", [11, 28])
 @pytest.mark.parametrize(
     "racing", ["", "\n[racing]\nfirst = 2\nz = 0.5\n"], ids=["plain", "racing"]

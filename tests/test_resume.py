@@ -42,7 +42,10 @@ class Case:
         type: The searcher's type (its name in the store, too).
         options: Its ``[[searchers]]`` options: small sizes for the tiny random model.
         budget: Examples scored on the search split (8 per complete candidate).
-        kills: The evaluations at which a killed run dies, each one test.
+        kills: The evaluations at which a killed run dies, each one test: after the
+            searcher's first saved state, mid-ask, before its end. They follow the case's turn
+            sizes (the campaign's first turn asks for one prompt per worker, then batches), so
+            a change of those moves them.
         beside: Other searchers of the campaign (type -> options), taking turns after it.
         proposer: Makes the campaign's ``[proposer]`` (writers; None: the campaign's model).
     """
@@ -77,7 +80,7 @@ CASES: dict[str, Case] = {
         {"templates": TEMPLATES, "instructions": ["", "Classify the review.", "Good or bad?"],
          "batch_size": 3},
         budget=400,
-        kills=(11, 15),
+        kills=(7, 12),
     ),
     "random": Case("random", {"max_demos": 2, "batch_size": 3}, budget=120, kills=(11, 35)),
     "bayesian": Case(
@@ -127,12 +130,12 @@ CASES: dict[str, Case] = {
         budget=400,
         kills=(6, 11),
     ),
-    "ape": Case("ape", WRITER, budget=200, kills=(14, 26),
+    "ape": Case("ape", WRITER, budget=200, kills=(14, 18),
                 proposer=lambda: SeededProposer(WRITTEN)),
-    "opro": Case("opro", WRITER, budget=200, kills=(14, 26),
+    "opro": Case("opro", WRITER, budget=200, kills=(14, 22),
                  proposer=lambda: SeededProposer(WRITTEN)),
     "reflect": Case("reflect", {**WRITER, "minibatch": 4, "merge_every": 2}, budget=200,
-                    kills=(14, 26), proposer=lambda: SeededProposer(WRITTEN)),
+                    kills=(8, 15), proposer=lambda: SeededProposer(WRITTEN)),
 }  # fmt: skip
 
 

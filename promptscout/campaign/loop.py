@@ -17,7 +17,7 @@ from promptscout.builders import (
     load_configured_model,
     ray_evaluator,
 )
-from promptscout.campaign.budget import Budget
+from promptscout.campaign.budget import Budget, ask_size
 from promptscout.campaign.default import default_searchers, describe
 from promptscout.campaign.finish import finish
 from promptscout.campaign.observer import CampaignObserver
@@ -295,10 +295,9 @@ class Campaign:
                     allowance = budget.allowance()
                     if allowance.spent:
                         return allowance.reason
-                    # Enough prompts to keep every parallel worker busy.
-                    n = max(searcher.config.batch_size, self.evaluator.parallelism)
-                    if allowance.candidates is not None:
-                        n = min(n, allowance.candidates)
+                    lead = not self.config.racing.enabled or self._incumbent() is not None
+                    workers = self.evaluator.parallelism
+                    n = ask_size(searcher.config.batch_size, workers, allowance, not lead)
                     cursor = Cursor(cursor.turn, n)
                     self.meta.start_ask(cursor)
                 new = self._turn(searcher, cursor, bar)
