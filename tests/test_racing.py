@@ -128,5 +128,5 @@ def test_racing_scores_fewer_examples_for_the_same_candidates(write_campaign, tm
         assert store.examples_scored("dev") == b.examples_scored
     assert stopped > 0
     # racing only stops candidates, so the best full-split candidate it kept is also in the
-    # plain run, where it ranks at least as high as racing's best
-    assert b.leaderboard[0].prompt.key in {e.prompt.key for e in a.leaderboard}
+    # plain run (the pick may be an ensemble of either run's leaders: prompts are compared)
+    assert ranked[0].prompt.key in {e.prompt.key for e in a.leaderboard if e.kind == "prompt"}
