@@ -6,6 +6,7 @@ import pytest
 from campaign_fixtures import dying_factory
 
 from promptscout.campaign import Campaign
+from promptscout.campaign.budget import Allowance, ask_size
 from promptscout.config import load_config
 from promptscout.leaderboard import build_leaderboard
 from promptscout.store import Store
@@ -55,8 +56,18 @@ def test_duplicates_are_scored_once(write_campaign):
     assert len(keys) == len(set(keys)) == result.examples_scored // 8
 
 
+def test_the_first_ask_is_one_prompt_whatever_the_workers_then_enough_for_all_of_them():
+    free = Allowance(None)
+    # One prompt before anything leads, on one worker or four: a Ray campaign asks what a
+    # local one asks (the evaluator spreads a prompt's examples over its actors).
+    assert ask_size(8, 1, free, nothing_to_race=True) == ask_size(8, 4, free, True) == 1
+    assert ask_size(2, 4, free, nothing_to_race=False) == 4
+    assert ask_size(8, 4, free, nothing_to_race=False) == 8
+    assert ask_size(8, 4, Allowance(3), nothing_to_race=False) == 3
+
+
 @pytest.mark.parametrize("racing", [True, False])
-def test_until_a_candidate_leads_a_turn_asks_for_one_prompt_per_worker(write_campaign, racing):
+def test_until_a_candidate_leads_a_turn_asks_for_one_prompt(write_campaign, racing):
     extra = "" if racing else "\n[racing]\nenabled = false\n"
     config = load_config(write_campaign(budget=80, extra=extra))
     run(config)

@@ -44,7 +44,7 @@ class Case:
         budget: Examples scored on the search split (8 per complete candidate).
         kills: The evaluations at which a killed run dies, each one test: after the
             searcher's first saved state, mid-ask, before its end. They follow the case's turn
-            sizes (the campaign's first turn asks for one prompt per worker, then batches), so
+            sizes (the campaign's first turn asks for one prompt, then batches), so
             a change of those moves them.
         beside: Other searchers of the campaign (type -> options), taking turns after it.
         proposer: Makes the campaign's ``[proposer]`` (writers; None: the campaign's model).

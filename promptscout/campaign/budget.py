@@ -87,10 +87,12 @@ def ask_size(batch_size: int, parallelism: int, allowance: Allowance, nothing_to
     worker so that each has work; the allowance caps it.
 
     While there is ``nothing_to_race`` against (racing is on but no candidate leads yet), a
-    turn asks for one prompt per worker only: racing would stop none of a larger batch, so each
-    of its candidates would be scored on the whole search split, and one searcher's first turn
-    could spend a minutes budget before the others have a turn (a 14-class task's first 8
-    candidates took 9.5 of 10 minutes).
+    turn asks for one prompt: racing would stop none of a larger batch, so each of its
+    candidates would be scored on the whole search split, and one searcher's first turn could
+    spend a minutes budget before the others have a turn (a 14-class task's first 8 candidates
+    took 9.5 of 10 minutes). One, not one per worker: the Ray evaluator spreads a prompt's
+    examples over its actors anyway, and a campaign asks what it would ask on the local
+    evaluator, so both end with the same leaderboard.
     """
-    n = parallelism if nothing_to_race else max(batch_size, parallelism)
+    n = 1 if nothing_to_race else max(batch_size, parallelism)
     return n if allowance.candidates is None else min(n, allowance.candidates)
