@@ -20,6 +20,7 @@ from promptscout.config import load_config
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.cache import ScoreCache
 from promptscout.evaluation.local import LocalEvaluator
+from promptscout.evaluation.ray_pool import ActorPool
 from promptscout.leaderboard import build_leaderboard
 from promptscout.objectives import resolve_objective
 from promptscout.prompts import Prompt
@@ -224,6 +225,25 @@ def test_campaign_on_ray_ends_like_local_even_when_an_actor_dies(
             assert (mine is None) == (theirs is None)
             for name in mine or {}:
                 assert mine[name] == pytest.approx(theirs[name], rel=1e-6)
+
+
+def test_workers_that_cannot_start_end_in_one_error_not_a_wait(ray_session):
+    class _Holder:  # defined here: Ray ships it by value (workers cannot import tests/)
+        """An actor that only holds its CPU."""
+
+        def fingerprint(self) -> str:
+            return "held"
+
+    # Another job holds one of the session's 2 CPUs: the pool's second actor is never placed.
+    holder = ray.remote(num_cpus=1)(_Holder).remote()
+    assert ray.get(holder.fingerprint.remote()) == "held"
+    pool = ActorPool(ray.remote(num_cpus=1)(_Holder), (), 2, "tiny")
+    try:
+        with pytest.raises(PromptscoutError, match=r"1 of 2 Ray workers .* not ready after 3 s"):
+            pool.start(timeout=3)
+    finally:
+        pool.close()
+        ray.kill(holder)
 
 
 def test_ray_session_is_reused_and_bad_models_fail_clearly(

@@ -6,7 +6,8 @@ it where resources are free, which may be nowhere until a node joins. Work goes 
 actors (their model loaded, their fingerprint checked), so a campaign that lost a node carries
 on with the actors it has, and a replacement joins the moment a node can hold it. When no actor
 is ready and none can be placed for :data:`PLACEMENT_WAIT` seconds, scoring stops with one error
-line (the work already scored is stored; ``resume`` continues).
+line (the work already scored is stored; ``resume`` continues); so does a start whose actors are
+not all ready after as long (their CPUs held by other jobs: Ray would wait forever).
 """
 
 from __future__ import annotations
@@ -47,19 +48,28 @@ class ActorPool:
         self.restarts = 0
         self.fingerprint = ""
 
-    def start(self) -> str:
+    def start(self, timeout: float = PLACEMENT_WAIT) -> str:
         """Start :attr:`size` actors and wait until all hold the model; their fingerprint.
 
         Raises:
-            PromptscoutError: a worker cannot load the model, or workers loaded different
-                versions of it.
+            PromptscoutError: a worker cannot load the model, workers loaded different
+                versions of it, or some are not ready after ``timeout`` seconds (the CPUs they
+                need are held by others: Ray would wait for them forever).
         """
         import ray
 
         actors = [self.actor_class.remote(*self.args) for _ in range(self.size)]
         self.ready = actors
+        refs = [a.fingerprint.remote() for a in actors]
         try:
-            prints = ray.get([a.fingerprint.remote() for a in actors])
+            _, waiting = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+            if waiting:
+                raise PromptscoutError(
+                    f"{len(waiting)} of {self.size} Ray workers for model '{self.model}' were "
+                    f"not ready after {timeout:.0f} s (the cluster has {_free_cpus()} free "
+                    "CPUs: others hold the rest); free them, or lower [evaluator] workers"
+                )
+            prints = ray.get(refs)
         except ray.exceptions.RayError as exc:
             raise PromptscoutError(
                 f"Ray workers could not load model '{self.model}': {reason(exc)}"
