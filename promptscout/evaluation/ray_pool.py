@@ -67,7 +67,7 @@ class ActorPool:
                 raise PromptscoutError(
                     f"{len(waiting)} of {self.size} Ray workers for model '{self.model}' were "
                     f"not ready after {timeout:.0f} s (the cluster has {_free_cpus()} free "
-                    "CPUs: others hold the rest); free them, or lower [evaluator] workers"
+                    "CPUs; other jobs may hold the rest); free them, or lower [evaluator] workers"
                 )
             prints = ray.get(refs)
         except ray.exceptions.RayError as exc:

@@ -13,8 +13,8 @@ from promptscout.soft_tensors import INIT_MODES, PROMPT_VECTOR_STEP
 
 PROMPT_METHODS = ("prompt_tuning", "prefix_tuning", "p_tuning")
 # Step sizes that train each method well from 32 examples on small models (the field's usual
-# ranges: prompt vectors move far, LoRA's low-rank updates little; prompt vectors' step is
-# explained where the soft searcher shares it).
+# ranges: prompt vectors move far, LoRA's low-rank updates little; the prompt vectors' step,
+# shared with the soft searcher, is explained at soft_tensors.PROMPT_VECTOR_STEP).
 DEFAULT_LEARNING_RATES = {
     "prompt_tuning": PROMPT_VECTOR_STEP,
     "prefix_tuning": 0.01,
