@@ -295,7 +295,7 @@ class Campaign:
                     allowance = budget.allowance()
                     if allowance.spent:
                         return allowance.reason
-                    lead = not self.config.racing.enabled or self._incumbent() is not None
+                    lead = not self.config.racing.enabled or self.meta.incumbent is not None
                     workers = self.evaluator.parallelism
                     n = ask_size(searcher.config.batch_size, workers, allowance, not lead)
                     cursor = Cursor(cursor.turn, n)
