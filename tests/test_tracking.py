@@ -27,6 +27,7 @@ pytest.importorskip("mlflow")
 from mlflow.entities import ViewType  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from promptscout.campaign.tracking import MlflowTracker  # noqa: E402
 from promptscout.cli import main  # noqa: E402
 from promptscout.config import load_config  # noqa: E402
 from promptscout.store import Store  # noqa: E402
@@ -138,6 +139,37 @@ def test_an_interrupted_campaign_resumed_is_still_one_run(write_campaign, tracki
     assert "pick.test.accuracy" in after.data.metrics
 
 
+def test_a_last_turn_cut_off_before_its_metrics_is_logged_by_the_resume(
+    write_campaign, tracking_uri, monkeypatch
+):
+    # A kill between the last turn's save and its metrics (what a kill -9 can hit): the store
+    # has spent the budget, so the resume has no turn left that would log it.
+    config = load_config(write_campaign(budget=80, extra=tracking(tracking_uri)))
+    turn_ended = MlflowTracker.turn_ended
+
+    def killed_at_the_end(self, campaign, *args):
+        if campaign.store.examples_scored("dev") >= 80:
+            raise KeyboardInterrupt
+        turn_ended(self, campaign, *args)
+
+    monkeypatch.setattr(MlflowTracker, "turn_ended", killed_at_the_end)
+    with pytest.raises(KeyboardInterrupt):
+        run_campaign(config)
+    [run] = all_runs(tracking_uri)
+    assert max(steps(tracking_uri, run.info.run_id, "search.candidates")) < 80
+
+    monkeypatch.setattr(MlflowTracker, "turn_ended", turn_ended)
+    run_campaign(config)
+    with Store(config.store_path, readonly=True) as store:
+        candidates = store.count_prompts("dev")
+    history = MlflowClient(tracking_uri=tracking_uri).get_metric_history(
+        run.info.run_id, "search.candidates"
+    )
+    last = max(history, key=lambda m: m.step)
+    assert (last.step, last.value) == (80, candidates)
+    assert "searcher.random.best.accuracy" in all_runs(tracking_uri)[0].data.metrics
+
+
 def test_unknown_scheme_is_one_error_and_nothing_is_scored(capsys, write_campaign, tmp_path):
     path = write_campaign(budget=40, extra=tracking("ftp://example.invalid/mlflow"))
     code, err = cli(capsys, "run", str(path))
@@ -217,7 +249,8 @@ def test_kill_9_then_resume_is_one_run(write_campaign, tracking_uri, tmp_path):
         env=ENV,
     )
     deadline = time.time() + 120
-    # 8 evaluations: turns of 2 (manual) and 3 (random), so at least two turns were logged.
+    # 8 evaluations: turns of 1 (manual's first, nothing leads yet), 3 (random), 1 and 3, so
+    # at least two turns were logged.
     while _count(store, "evaluations") < 8:
         assert proc.poll() is None, "the campaign ended before it was killed"
         assert time.time() < deadline

@@ -21,11 +21,11 @@ What the run holds:
 
 The run's id is kept in the store (:attr:`CampaignMeta.tracking_run
 <promptscout.meta.CampaignMeta.tracking_run>`): a resumed campaign reopens the same run, also
-after a kill -9 (which leaves the run RUNNING). The run ends FINISHED, or KILLED (interrupted)
-or FAILED. Tracking never costs stored results: problems found at the start (MLflow missing,
-an unknown URI scheme, a store or server that cannot be reached) are one error before anything
-is scored; an MLflow error later is one warning on stderr, tracking stops and the campaign goes
-on.
+after a kill -9 (which leaves the run RUNNING), and first logs the turn metrics a kill cut
+off. The run ends FINISHED, or KILLED (interrupted) or FAILED. Tracking never costs stored
+results: problems found at the start (MLflow missing, an unknown URI scheme, a store or server
+that cannot be reached) are one error before anything is scored; an MLflow error later is one
+warning on stderr, tracking stops and the campaign goes on.
 
 MLflow is an optional extra (``pip install 'promptscout[mlflow]'``) and is imported here only.
 """
@@ -248,6 +248,20 @@ class MlflowTracker(CampaignObserver):
             logged = self._client.get_run(self.run_id).data.params
             params = {k: v for k, v in params.items() if k not in logged}
         self._log_batch(params=[Param(k, v) for k, v in params.items()])
+        if resumed:
+            self._catch_up(campaign)
+
+    def _catch_up(self, campaign: Campaign) -> None:
+        """Log where the search stands if the run's metrics are behind the store: a kill -9
+        between a turn's save and its metrics leaves that turn unlogged, and when it was the
+        last turn no later turn would log it."""
+        scored = campaign.store.examples_scored(campaign.search_split)
+        history = self._client.get_metric_history(self.run_id, metric_key("search.candidates"))
+        if scored > max((m.step for m in history), default=0):
+            values = self._search_values(campaign)
+            for searcher in self._searcher_best:
+                values.update(self._searcher_values(campaign, searcher))
+            self._log_metrics(values, scored)
 
     def _read_best(self, campaign: Campaign) -> None:
         """The best so far of a resumed campaign, from its store (whole search split only)."""
@@ -275,15 +289,23 @@ class MlflowTracker(CampaignObserver):
         return out
 
     def _log_turn(self, campaign: Campaign, searcher: str) -> None:
-        split = campaign.search_split
-        weighted = bool(campaign.ranking.weights)
-        values: dict[str, float] = {"search.candidates": campaign.store.count_prompts(split)}
+        values = self._search_values(campaign)
+        values.update(self._searcher_values(campaign, searcher))
+        self._log_metrics(values, campaign.store.examples_scored(campaign.search_split))
+
+    def _search_values(self, campaign: Campaign) -> dict[str, float]:
+        """``search.candidates`` and the best so far of the whole campaign."""
+        values = {"search.candidates": float(campaign.store.count_prompts(campaign.search_split))}
         if self._best is not None:
-            values.update(self._values("search.best", self._best, weighted))
+            values.update(self._values("search.best", self._best, bool(campaign.ranking.weights)))
+        return values
+
+    def _searcher_values(self, campaign: Campaign, searcher: str) -> dict[str, float]:
+        """One searcher's best so far (nothing before it scored one)."""
         mine = self._searcher_best.get(searcher)
-        if mine is not None:
-            values.update(self._values(f"searcher.{searcher}.best", mine, weighted))
-        self._log_metrics(values, campaign.store.examples_scored(split))
+        if mine is None:
+            return {}
+        return self._values(f"searcher.{searcher}.best", mine, bool(campaign.ranking.weights))
 
     def _log_metrics(self, values: Mapping[str, Any], step: int) -> None:
         from mlflow.entities import Metric
