@@ -35,7 +35,8 @@ class CampaignMeta:
     """The meta entries of one store.
 
     Written when the campaign is created (:meth:`record_start`): ``config``, ``ranking``,
-    ``search_examples``, ``holdout_examples``, ``label_words``; when the evaluator is first built:
+    ``search_examples``, ``holdout_examples`` (a sample of them may replace them before the
+    finalists are re-scored), ``label_words``; when the evaluator is first built:
     ``fingerprint``; after every turn (:meth:`end_turn`, one transaction with the searcher's
     state): ``incumbent``, ``cursor`` and the searcher's report; at the end: ``selection`` and
     ``pick`` (:mod:`promptscout.campaign.selection`), ``intervals`` and ``ensembles``
@@ -106,6 +107,12 @@ class CampaignMeta:
     def holdout_examples(self) -> tuple[str, ...]:
         """The held-out split's ids (empty when the task has none)."""
         return tuple(self._get("holdout_examples") or ())
+
+    @holdout_examples.setter
+    def holdout_examples(self, ids: list[str]) -> None:
+        """Fewer held-out ids, chosen before the finalists are re-scored
+        (:mod:`promptscout.campaign.rescore`)."""
+        self._store.set_meta("holdout_examples", list(ids))
 
     @property
     def label_words(self) -> tuple[str, ...]:

@@ -38,11 +38,13 @@ NEGATIVE = [
 ]
 
 
-def write_tiny_task(path: Path) -> Path:
-    """A two-class task folder: train/dev with 8 examples, test with 16 (tsv)."""
+def write_tiny_task(path: Path, test_copies: int = 1) -> Path:
+    """A two-class task folder: train/dev with 8 examples, test with 16 per ``test_copies``
+    (each copy's texts numbered) (tsv)."""
     path.mkdir(parents=True, exist_ok=True)
     rows = [(t, 1) for t in POSITIVE] + [(t, 0) for t in NEGATIVE]
-    splits = {"train": rows[::2], "dev": rows[1::2], "test": rows}
+    test = rows + [(f"{t} ({i})", label) for i in range(1, test_copies) for t, label in rows]
+    splits = {"train": rows[::2], "dev": rows[1::2], "test": test}
     for split, split_rows in splits.items():
         lines = ["sentence\tlabel"] + [f"{t}\t{label}" for t, label in split_rows]
         (path / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -3,10 +3,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from campaign_fixtures import dying_factory
+from campaign_fixtures import campaign_text, dying_factory, write_tiny_task
 
 from promptscout.campaign import Campaign
 from promptscout.campaign.budget import Allowance, ask_size
+from promptscout.campaign.rescore import MIN_HOLDOUT, affordable
 from promptscout.config import load_config
 from promptscout.leaderboard import build_leaderboard
 from promptscout.store import Store
@@ -131,3 +132,38 @@ def test_top_k_zero_rescores_nothing(write_campaign):
     config.leaderboard.top_k = 0
     result, _ = run(config)
     assert result.leaderboard and all(e.test is None for e in result.leaderboard)
+
+
+def test_the_held_out_sample_is_what_the_finalists_measured_speed_buys():
+    # Seconds per example: a and b timed, c untimed (costs their median, 0.5).
+    timed = {"a": 0.25, "b": 0.75}
+    assert affordable(timed, ["a", "b", "c"], minutes=3) == 120  # 180 s / 1.5 s
+    assert affordable(timed, ["a", "b", "c"], minutes=0.1) == MIN_HOLDOUT  # never fewer
+    assert affordable({}, ["a"], minutes=2) is None  # nothing timed: no sample
+
+
+def test_rescore_minutes_re_scores_a_seeded_sample_chosen_once(tmp_path, tiny_causal_dir):
+    task = write_tiny_task(tmp_path / "task", test_copies=20)  # 320 held-out examples
+    path = tmp_path / "campaign.toml"
+    path.write_text(campaign_text(tiny_causal_dir, task, tmp_path / "tiny.db", budget=80))
+    config = load_config(path)
+    config.leaderboard.rescore_minutes = 1e-4  # what no finalist can do: the minimum sample
+    result, _ = run(config)
+    with Store(config.store_path, readonly=True) as store:
+        held = store.meta.holdout_examples
+        scored = [s.evaluation.example_ids for s in store.evaluations("test")]
+    assert len(held) == MIN_HOLDOUT and len(set(held)) == MIN_HOLDOUT
+    assert set(held) < {f"test-{i}" for i in range(320)}
+    assert held != tuple(f"test-{i}" for i in range(MIN_HOLDOUT))  # a random sample
+    assert len(scored) == 2 and all(ids == held for ids in scored)
+    rows = [e for e in result.leaderboard if e.test is not None]
+    assert len(rows) == 4  # the 2 finalists and the 2 ensembles, all on the sample
+
+    # A resume that re-scores one more finalist with all the time in the world keeps the
+    # sample the others were scored on.
+    config.leaderboard.top_k, config.leaderboard.rescore_minutes = 3, 1000.0
+    run(config)
+    with Store(config.store_path, readonly=True) as store:
+        assert store.meta.holdout_examples == held
+        scored = [s.evaluation.example_ids for s in store.evaluations("test")]
+    assert len(scored) == 3 and all(ids == held for ids in scored)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from campaign_fixtures import campaign_text, write_tiny_task
 
 from promptscout.cli import main
 
@@ -216,3 +217,15 @@ def test_run_estimate_projects_the_examples_and_stores_nothing(capsys, write_cam
     assert projected["examples"] == 96 + 64 + 32
     assert projected["examples_per_second"] > 0 and "requests" not in projected
     assert not (tmp_path / "tiny.db").exists()
+
+
+def test_run_estimate_counts_the_held_out_sample_rescore_minutes_buys(
+    capsys, tmp_path, tiny_causal_dir
+):
+    task = write_tiny_task(tmp_path / "task", test_copies=20)  # 320 held-out examples
+    text = campaign_text(tiny_causal_dir, task, tmp_path / "tiny.db", budget=96)
+    path = tmp_path / "campaign.toml"
+    path.write_text(text.replace("top_k = 2\n", "top_k = 2\nrescore_minutes = 0.0001\n"))
+    code, out, err = cli(capsys, "run", str(path), "--estimate", "--json")
+    assert code == 0, err
+    assert json.loads(out)["holdout_examples"] == 2 * 100  # the sample's minimum, not 2 * 320

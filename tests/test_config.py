@@ -132,6 +132,9 @@ def test_a_file_without_searchers_runs_the_default_mix(tmp_path):
     assert config.leaderboard.top_k == 4 and config.leaderboard.ensembles == ["average", "weighted"]
     bare = load_config(write(tmp_path, '[task]\nname = "agnews"\n'))
     assert bare.default_mix and bare.budget.minutes == 10 and bare.budget.examples is None
+    assert bare.leaderboard.rescore_minutes == 3 and config.leaderboard.rescore_minutes == 3
+    own = load_config(write(tmp_path, '[task]\nname = "mr"\n[leaderboard]\nrescore_minutes = 1\n'))
+    assert own.leaderboard.rescore_minutes == 1
 
 
 def test_unreadable_files(tmp_path):

@@ -327,6 +327,7 @@ def test_leaderboard_of_a_store_without_ensembles_or_intervals(write_campaign):
         ('top_k = 1\nensembles = ["vote"]', "top_k to 2 or more"),
         ('top_k = 2\nensembles = ["vote"]\nensemble_size = 3', "members must be finalists"),
         ("top_k = 2\ncalibrate = 1", "must be bool"),
+        ("top_k = 2\nrescore_minutes = 0", "rescore_minutes: must be positive"),
     ],
 )
 def test_bad_ensemble_options_are_one_line_errors(write_campaign, options, message):

@@ -3,11 +3,11 @@
 The projection counts the examples the model will read: the search budget (scored search-split
 examples; with a minutes budget only, what the measured speed buys in that time), the
 selection's validation (the pool on the training examples), and the finalists' held-out
-re-scoring (``top_k`` on the held-out examples); readout references and white-box searchers'
-internal reads come on top. For a served model, every example is one request (an echo-scored
-one is one request per label word) and the tokens come from the probe texts; for an in-process
-model, a short timing probe on search-split examples gives examples per second. Nothing is
-stored.
+re-scoring (``top_k`` on the held-out examples, or as many as ``rescore_minutes`` buy at the
+probe's speed); readout references and white-box searchers' internal reads come on top. For
+a served model, every example is one request (an echo-scored one is one request per label
+word) and the tokens come from the probe texts; for an in-process model, a short timing probe
+on search-split examples gives examples per second. Nothing is stored.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from promptscout.builders import campaign_task, load_campaign_model
+from promptscout.campaign.rescore import affordable
 from promptscout.config import CampaignConfig
 from promptscout.prompts import Prompt
 
@@ -42,12 +43,18 @@ def estimate(config: CampaignConfig) -> dict[str, Any]:
         holdout = 0
     if config.task.holdout_limit:
         holdout = min(holdout, config.task.holdout_limit)
+    finalists = config.leaderboard.top_k
+    if config.leaderboard.rescore_minutes is not None and finalists:
+        # every finalist at the probe's speed (a slower one buys fewer)
+        probe_cost = {str(i): 1 / per_second for i in range(finalists)}
+        bought = affordable(probe_cost, list(probe_cost), config.leaderboard.rescore_minutes)
+        holdout = min(holdout, bought or holdout)
     validation = config.selection.pool * len(task.train) if config.selection.validation else 0
-    examples = (searched or 0) + validation + config.leaderboard.top_k * holdout
+    examples = (searched or 0) + validation + finalists * holdout
     result: dict[str, Any] = {
         "search_examples": searched,
         "validation_examples": validation,
-        "holdout_examples": config.leaderboard.top_k * holdout,
+        "holdout_examples": finalists * holdout,
         "examples": examples,
         "examples_per_second": round(per_second, 1),
         "minutes": round(examples / per_second / 60, 1),

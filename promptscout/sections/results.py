@@ -25,11 +25,19 @@ class LeaderboardConfig:
     calibrate: bool = option(
         False, help="Contextual calibration: a calibrated row per finalist and ensemble."
     )
+    rescore_minutes: float | None = option(
+        None,
+        help="Re-score the finalists on as many held-out examples as their measured speed "
+        "buys in about this many minutes (at least 100; unset: all, up to [task] "
+        "holdout_limit).",
+    )
 
     def __post_init__(self) -> None:
         from promptscout.ensemble.types import METHODS
 
         require_non_negative(self, ["top_k"])
+        if self.rescore_minutes is not None and self.rescore_minutes <= 0:
+            raise OptionError("rescore_minutes", f"must be positive, got {self.rescore_minutes}")
         if self.ensembles is None:  # the leaderboard pools its finalists unless told otherwise
             self.ensembles = list(DEFAULT_ENSEMBLES) if self.top_k >= 2 else []
         unknown = [m for m in self.ensembles if m not in METHODS]

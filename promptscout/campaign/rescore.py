@@ -1,0 +1,111 @@
+"""The finalists re-scored on the held-out split, within a time allowance when one is set.
+
+``[leaderboard] rescore_minutes`` sizes the held-out sample to what the finalists' measured
+speed buys in that time: each finalist's seconds per example come from its own scoring on the
+search split (a fine-tuned adapter reading two demonstrations is slower than a zero-shot
+prompt), and one held-out example costs their sum. The sample is a seeded random subset of the
+held-out examples the campaign recorded at its start, chosen once, before anything is scored
+there, and written back to the store so that the leaderboard, the ensembles and a resume all
+read the same examples. It never goes below ``MIN_HOLDOUT`` examples: fewer would say little.
+Re-scoring never decides the pick (selection does, before it): a smaller sample only widens the
+held-out intervals.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from collections.abc import Callable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from promptscout.evaluation.base import Evaluator
+from promptscout.leaderboard import build_leaderboard
+from promptscout.store import Store
+
+MIN_HOLDOUT = 100
+
+
+def rescore_finalists(
+    store: Store,
+    evaluator: Callable[[], Evaluator],
+    top_k: int,
+    minutes: float | None,
+    seed: int,
+    progress: bool,
+    log: Callable[[str], None],
+) -> None:
+    """Score the ``top_k`` candidates by the search split on the held-out split (those not
+    scored there yet, on at most what ``minutes`` buy), storing each evaluation as it arrives."""
+    meta = store.meta
+    leaders = build_leaderboard(store, top=top_k, ensembles=False) if top_k > 0 else []
+    finalists = [e for e in leaders if e.test is None]
+    if not finalists or not meta.holdout_examples:
+        return
+    if minutes is not None:
+        _fit_holdout(store, [e.prompt.key for e in finalists], minutes, seed, log)
+    holdout_ids = meta.holdout_examples
+    prompts = [e.prompt for e in finalists]
+    searchers = {e.prompt.key: e.searcher for e in finalists}
+    by_key = {p.key: p for p in prompts}
+    split = meta.holdout_split
+    log(f"re-scoring the top {len(prompts)} on {split} ({len(holdout_ids)} held-out examples each)")
+    with tqdm(
+        total=len(prompts) * len(holdout_ids),
+        unit="ex",
+        desc=split,
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    ) as bar:
+        for evaluation in evaluator().iter_evaluate(
+            prompts, split, holdout_ids, progress=bar.update
+        ):
+            key = evaluation.prompt_key
+            store.add_evaluation(by_key[key], searchers[key], evaluation)
+
+
+def seconds_per_example(store: Store, keys: list[str]) -> dict[str, float]:
+    """Each candidate's measured scoring time per example on the search split (candidates with
+    no timed scoring there, e.g. all from the score cache, are left out)."""
+    seconds = dict.fromkeys(keys, 0.0)
+    examples = dict.fromkeys(keys, 0)
+    for stored in store.evaluations(store.meta.search_split):
+        evaluation = stored.evaluation
+        key = evaluation.prompt_key
+        if key in seconds and evaluation.examples > 0 and evaluation.seconds > 0:
+            seconds[key] += evaluation.seconds
+            examples[key] += evaluation.examples
+    return {key: seconds[key] / examples[key] for key in keys if examples[key]}
+
+
+def affordable(per_example: dict[str, float], keys: list[str], minutes: float) -> int | None:
+    """Held-out examples the ``keys`` can all be scored on in ``minutes`` (at least
+    ``MIN_HOLDOUT``); None when none of them was timed. An untimed key costs the median."""
+    if not per_example:
+        return None
+    typical = statistics.median(per_example.values())
+    one_example = sum(per_example.get(key, typical) for key in keys)
+    return max(MIN_HOLDOUT, int(minutes * 60 / one_example))
+
+
+def _fit_holdout(
+    store: Store, keys: list[str], minutes: float, seed: int, log: Callable[[str], None]
+) -> None:
+    """Shrink the recorded held-out examples to what ``minutes`` buy, once: not after anything
+    was scored there (a resumed re-scoring keeps the sample it started on)."""
+    meta = store.meta
+    recorded = meta.holdout_examples
+    if next(store.evaluations(meta.holdout_split), None) is not None:
+        return
+    n = affordable(seconds_per_example(store, keys), keys, minutes)
+    if n is None or n >= len(recorded):
+        return
+    rng = np.random.default_rng([seed, 12])
+    chosen = sorted(rng.choice(len(recorded), n, replace=False).tolist())
+    meta.holdout_examples = [recorded[i] for i in chosen]
+    log(
+        f"re-scoring budget: {n} of the {len(recorded)} held-out examples fit "
+        f"[leaderboard] rescore_minutes = {minutes:g} at the finalists' measured speed"
+    )
