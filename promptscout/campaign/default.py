@@ -15,10 +15,11 @@ measured as the best at this budget (``benchmarks/default_campaign.py``, results
 
 The file's parser (:func:`promptscout.config.parse_config`) gives ten minutes of search unless
 the file has a ``[budget]``, and re-scores the finalists on 2,000 held-out examples at most
-(``holdout_limit``); ensembles are on as in every campaign (``average`` and ``weighted`` of the
-top 4): about 15 minutes in all for a 2-class task on 2 CPU cores with the embedded model. A
-many-class task takes longer: a turn under way finishes past the minutes budget (a LoRA epoch
-over DBpedia's 224 training examples took 7.5 minutes), and re-scoring reads long rows.
+(``holdout_limit``), fewer where their measured speed says that would take more than three
+minutes (``rescore_minutes``); ensembles are on as in every campaign (``average`` and
+``weighted`` of the top 4): about 15 minutes in all for a 2-class task on 2 CPU cores with the
+embedded model. A many-class task takes longer: a turn under way finishes past the minutes
+budget (a LoRA epoch over DBpedia's 224 training examples took 7.5 minutes).
 """
 
 from __future__ import annotations
