@@ -222,6 +222,16 @@ class Store:
         )
         return {key: int(n) for key, n in rows}
 
+    def scoring_time_by_prompt(self, split: str) -> dict[str, tuple[float, int]]:
+        """Per prompt key on ``split``: (seconds, examples) of its timed scoring (outputs taken
+        from the score cache, which cost no time and count no examples, left out)."""
+        rows = self._db.execute(
+            "SELECT prompt_key, SUM(seconds), SUM(examples) FROM evaluations "
+            "WHERE split=? AND examples > 0 AND seconds > 0 GROUP BY prompt_key",
+            (split,),
+        )
+        return {key: (float(seconds), int(n)) for key, seconds, n in rows}
+
     def usage_by_prompt(self) -> dict[str, tuple[int, int]]:
         """Per prompt key over all splits: (prompt tokens, completion tokens) the model read and
         wrote for it (a served model's ``usage``): what it cost."""

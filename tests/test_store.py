@@ -33,6 +33,19 @@ def test_round_trip_and_lookup(tmp_path):
         assert store.get_meta("note") == {"a": [1, 2]}
 
 
+def test_scoring_time_sums_the_timed_evaluations_of_a_split(tmp_path):
+    other = Prompt("Review: {text}", ("bad", "good"))
+    cached = Evaluation(other.key, "dev", ("dev-0",), [[-1.0, -2.0]], {"accuracy": 1.0})
+    with Store(tmp_path / "s.db") as store:
+        store.add_evaluation(PROMPT, "manual", evaluation())  # 2 examples in 0.1 s
+        store.add_evaluation(PROMPT, "manual", evaluation(ids=("dev-2", "dev-3")))
+        store.add_evaluation(PROMPT, "manual", evaluation("test", ("test-0",)))
+        store.add_evaluation(other, "manual", cached)  # from the score cache: no time, no examples
+        timed = store.scoring_time_by_prompt("dev")
+    assert list(timed) == [PROMPT.key]
+    assert timed[PROMPT.key][0] == pytest.approx(0.2) and timed[PROMPT.key][1] == 4
+
+
 def test_a_second_writer_is_refused(tmp_path):
     with Store(tmp_path / "s.db"):
         with pytest.raises(PromptscoutError, match="in use by another promptscout process"):

@@ -69,15 +69,8 @@ def rescore_finalists(
 def seconds_per_example(store: Store, keys: list[str]) -> dict[str, float]:
     """Each candidate's measured scoring time per example on the search split (candidates with
     no timed scoring there, e.g. all from the score cache, are left out)."""
-    seconds = dict.fromkeys(keys, 0.0)
-    examples = dict.fromkeys(keys, 0)
-    for stored in store.evaluations(store.meta.search_split):
-        evaluation = stored.evaluation
-        key = evaluation.prompt_key
-        if key in seconds and evaluation.examples > 0 and evaluation.seconds > 0:
-            seconds[key] += evaluation.seconds
-            examples[key] += evaluation.examples
-    return {key: seconds[key] / examples[key] for key in keys if examples[key]}
+    timed = store.scoring_time_by_prompt(store.meta.search_split)
+    return {key: timed[key][0] / timed[key][1] for key in keys if key in timed}
 
 
 def affordable(per_example: dict[str, float], keys: list[str], minutes: float) -> int | None:
@@ -97,7 +90,7 @@ def _fit_holdout(
     was scored there (a resumed re-scoring keeps the sample it started on)."""
     meta = store.meta
     recorded = meta.holdout_examples
-    if next(store.evaluations(meta.holdout_split), None) is not None:
+    if store.count_prompts(meta.holdout_split):
         return
     n = affordable(seconds_per_example(store, keys), keys, minutes)
     if n is None or n >= len(recorded):
