@@ -4,9 +4,10 @@ its task, measured on held-out data no searcher saw.
 For each task (split seed 42 by default): the campaign file is ``[campaign]`` and ``[task]``
 alone, so the campaign runs the default mix (``promptscout/campaign/default.py``: ten minutes of
 search, selection, ensembles), re-scoring its finalists on a seeded subset of the held-out split
-(``holdout_limit``). Then, on the test set of this benchmark (the whole test split, or a fixed
-seeded subset with ``--test-size``: Yahoo's 60,000 examples, DBpedia's 70,000 and AG News's
-7,600 would take hours here):
+(``holdout_limit``; fewer where the default's ``rescore_minutes`` buys fewer). Then, on the
+test set of this benchmark (the whole test split, or a fixed seeded subset with
+``--test-size``: Yahoo's 60,000 examples, DBpedia's 70,000 and AG News's 7,600 would take hours
+here):
 
 - the campaign's pick (what ``export`` ranks first: a prompt or an ensemble);
 - what the search split alone would have picked (the candidate ranked first by dev without
