@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from promptscout.builders import campaign_task, load_campaign_model
-from promptscout.campaign.rescore import affordable
+from promptscout.campaign.rescore import sample_size
 from promptscout.config import CampaignConfig
 from promptscout.prompts import Prompt
 
@@ -46,9 +46,8 @@ def estimate(config: CampaignConfig) -> dict[str, Any]:
     finalists = config.leaderboard.top_k
     if config.leaderboard.rescore_minutes is not None and finalists:
         # every finalist at the probe's speed (a slower one buys fewer)
-        probe_cost = {str(i): 1 / per_second for i in range(finalists)}
-        bought = affordable(probe_cost, list(probe_cost), config.leaderboard.rescore_minutes)
-        holdout = min(holdout, bought or holdout)
+        bought = sample_size(finalists / per_second, config.leaderboard.rescore_minutes)
+        holdout = min(holdout, bought)
     validation = config.selection.pool * len(task.train) if config.selection.validation else 0
     examples = (searched or 0) + validation + finalists * holdout
     result: dict[str, Any] = {

@@ -22,6 +22,7 @@ from promptscout.campaign.default import default_searchers, describe
 from promptscout.campaign.finish import finish
 from promptscout.campaign.observer import CampaignObserver
 from promptscout.campaign.observers import observers_for
+from promptscout.campaign.rescore import seeded_sample
 from promptscout.config import CampaignConfig
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation, Evaluator
@@ -162,9 +163,7 @@ class Campaign:
                 holdout = ()
             limit = self.config.task.holdout_limit
             if 0 < limit < len(holdout):  # a seeded subset, in split order
-                rng = np.random.default_rng([self.config.seed, 11])
-                chosen = sorted(rng.choice(len(holdout), limit, replace=False).tolist())
-                holdout = tuple(holdout[i] for i in chosen)
+                holdout = seeded_sample(holdout, limit, [self.config.seed, 11])
             self.meta.record_start(
                 self.config.to_dict(),
                 self.ranking,

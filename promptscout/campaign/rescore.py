@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import statistics
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -25,6 +26,14 @@ from promptscout.leaderboard import build_leaderboard
 from promptscout.store import Store
 
 MIN_HOLDOUT = 100
+T = TypeVar("T")
+
+
+def seeded_sample(items: Sequence[T], n: int, seed: Sequence[int]) -> list[T]:
+    """``n`` of ``items`` drawn at random with ``seed``, in their original order (the held-out
+    subset a campaign records at its start, and the re-scoring sample drawn from it)."""
+    rng = np.random.default_rng(list(seed))
+    return [items[i] for i in sorted(rng.choice(len(items), n, replace=False).tolist())]
 
 
 def rescore_finalists(
@@ -79,8 +88,13 @@ def affordable(per_example: dict[str, float], keys: list[str], minutes: float) -
     if not per_example:
         return None
     typical = statistics.median(per_example.values())
-    one_example = sum(per_example.get(key, typical) for key in keys)
-    return max(MIN_HOLDOUT, int(minutes * 60 / one_example))
+    return sample_size(sum(per_example.get(key, typical) for key in keys), minutes)
+
+
+def sample_size(seconds_per_example: float, minutes: float) -> int:
+    """Held-out examples ``minutes`` buy when each costs ``seconds_per_example`` (every
+    finalist's scoring of it), at least ``MIN_HOLDOUT``."""
+    return max(MIN_HOLDOUT, int(minutes * 60 / seconds_per_example))
 
 
 def _fit_holdout(
@@ -95,9 +109,7 @@ def _fit_holdout(
     n = affordable(seconds_per_example(store, keys), keys, minutes)
     if n is None or n >= len(recorded):
         return
-    rng = np.random.default_rng([seed, 12])
-    chosen = sorted(rng.choice(len(recorded), n, replace=False).tolist())
-    meta.holdout_examples = [recorded[i] for i in chosen]
+    meta.holdout_examples = seeded_sample(recorded, n, [seed, 12])
     log(
         f"re-scoring budget: {n} of the {len(recorded)} held-out examples fit "
         f"[leaderboard] rescore_minutes = {minutes:g} at the finalists' measured speed"
