@@ -4,6 +4,7 @@ adapters score exactly as PEFT reloads them, train, resume, export and are refus
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -27,6 +28,7 @@ from promptscout.evaluation.scoring import render_texts
 from promptscout.leaderboard import build_leaderboard, describe
 from promptscout.searchers import SearchContext, create_searcher
 from promptscout.searchers.parametric.training import quiet_peft
+from promptscout.searchers.trained import gold_cross_entropy
 from promptscout.soft_tensors import tensors_digest
 from promptscout.store import Store
 from promptscout.tasks import load_task
@@ -44,7 +46,8 @@ WORDS = ["bad", "good", "very good"]  # a multi-token word too
 def searcher_on(model, method: str, **options):
     task = load_task("sst-2")
     context = SearchContext(task, task.label_words, 0, model_provider=lambda: model)
-    settings = {"method": method, "template": "{text} :", **METHODS[method], **options}
+    template = {} if "templates" in options else {"template": "{text} :"}
+    settings = {"method": method, **template, **METHODS[method], **options}
     return create_searcher("peft", settings, context)
 
 
@@ -94,8 +97,12 @@ def test_training_lowers_the_training_loss(tiny_causal, method):
     assert len(searcher.losses) == 4 and searcher.losses[-1] < searcher.losses[0]
 
 
-def test_a_resumed_searcher_trains_exactly_like_an_uninterrupted_one(tiny_causal):
-    options = {"learning_rate": 0.05, "dropout": 0.1}  # dropout: its randomness is seeded too
+@pytest.mark.parametrize(
+    "shown",
+    [{"dropout": 0.1}, {"demos": 2, "resample_demos": True}],  # their randomness is seeded too
+)
+def test_a_resumed_searcher_trains_exactly_like_an_uninterrupted_one(tiny_causal, shown):
+    options = {"learning_rate": 0.05, **shown}
     straight = searcher_on(tiny_causal, "lora", **options)
     straight.ask(1)
     (expected,) = straight.ask(1)
@@ -135,6 +142,59 @@ def test_training_shows_the_demonstrations_scoring_shows_and_proposals_carry_the
     assert all(len(t) > len(b) for t, b in zip(texts, bare, strict=True))
 
 
+def test_resampled_demonstrations_are_drawn_afresh_each_epoch_balanced_and_never_the_example(
+    tiny_causal,
+):
+    searcher = searcher_on(tiny_causal, "lora", learning_rate=0.05, demos=2, resample_demos=True)
+    task, base = searcher.context.task, searcher.base
+    first, second = searcher.epoch_texts(0), searcher.epoch_texts(1)
+    assert first == searcher.epoch_texts(0) and first != second  # seeded by the epoch
+    train = list(task.train)
+    by_label = {label: [e for e in train if e.label == label] for label in (0, 1)}
+    shown = set()
+    for example, text in zip(train, first, strict=True):
+        # one demonstration of each class, in class order, neither of them the example itself
+        pairs = [
+            (a.id, b.id)
+            for a in by_label[0]
+            for b in by_label[1]
+            if example.id not in (a.id, b.id) and base.render(example, [a, b]) == text
+        ]
+        assert len(pairs) == 1
+        shown.add(pairs[0])
+    assert len(shown) > len(train) // 2  # drawn per example, not one pair for all
+    (prompt,) = searcher.ask(1)
+    assert searcher.trainer.texts == first  # epoch 0 trained on them
+    assert prompt.demos == base.demos and len(prompt.demos) == 2  # scoring shows the fixed pair
+    assert searcher_on(tiny_causal, "lora", demos=2).epoch_texts(0) is None
+
+
+def test_templates_train_the_candidate_whose_training_loss_starts_lowest(tiny_causal):
+    templates = ["{text} :", "Review: {text} It was", "{text}\nAnswer:"]
+    searcher = searcher_on(tiny_causal, "lora", learning_rate=0.05, demos=2, templates=templates)
+    assert not searcher.template_chosen
+    searcher.check()  # the choice is made when the trainer is built, before anything trains
+    task = searcher.context.task
+    gold = [int(e.label) for e in task.train]
+    losses = []
+    for template in templates:  # the untrained model's loss on each, as training renders it
+        texts = searcher.training_texts(dataclasses.replace(searcher.base, template=template))
+        scores = tiny_causal.score_labels(texts, task.label_words)
+        losses.append(float(gold_cross_entropy(scores, gold).mean()))
+    assert len(set(np.round(losses, 6))) == 3  # they differ: the choice means something
+    chosen = templates[int(np.argmin(losses))]
+    assert searcher.base.template == chosen
+    (prompt,) = searcher.ask(1)
+    assert prompt.template == chosen and searcher.trainer.texts == searcher.training_texts()
+    # A resumed searcher trains the chosen template without scoring the candidates again.
+    saved = json.loads(json.dumps(searcher.state()))
+    resumed = searcher_on(tiny_causal, "lora", learning_rate=0.05, demos=2, templates=templates)
+    resumed.load_state(saved)
+    before = tiny_causal.tokens_forwarded
+    (again,) = resumed.ask(1)
+    assert again.template == chosen and tiny_causal.tokens_forwarded == before
+
+
 def test_options_are_checked():
     task = load_task("sst-2")
     context = SearchContext(task, task.label_words, 0)
@@ -149,6 +209,9 @@ def test_options_are_checked():
         ({"method": "p_tuning", "init": "zeros"}, "init"),
         ({"method": "lora", "demos": -1}, "demos"),
         ({"method": "lora", "demos": 2, "nearest_demos": 2}, "not both"),
+        ({"method": "lora", "resample_demos": True}, "resample_demos.*needs demos"),
+        ({"method": "lora", "template": "{text} x", "templates": ["{text}"]}, "templates.*one"),
+        ({"method": "lora", "templates": ["{text}", "{title} :"]}, "title"),
     ]:
         with pytest.raises(PromptscoutError, match=message):
             create_searcher("peft", options, context)

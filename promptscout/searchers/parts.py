@@ -23,6 +23,7 @@ from promptscout.errors import PromptscoutError
 from promptscout.options import OptionError, option, require_non_negative
 from promptscout.prompts import CALIBRATIONS, VERBALIZERS
 from promptscout.searchers.base import SearchContext, SearcherConfig
+from promptscout.tasks import Task
 
 # Why nearest-neighbour demonstrations keep a campaign on the local evaluator.
 NEAREST_LOCAL = (
@@ -158,12 +159,22 @@ def balanced_demo_pool(context: SearchContext, size: int) -> list[str]:
     """Up to ``size`` training example ids, shuffled per class (seeded) and interleaved so the
     pool is class-balanced; one shuffled list for generation tasks."""
     rng = np.random.default_rng([context.seed, 7])
+    return balanced_draw(context.task, rng, size)
+
+
+def balanced_draw(
+    task: Task, rng: np.random.Generator, size: int, exclude: str | None = None
+) -> list[str]:
+    """Up to ``size`` training example ids but ``exclude``: each class's ids shuffled with
+    ``rng`` and interleaved, classes in label order, so any prefix is class-balanced; one
+    shuffled list for generation tasks."""
     by_label: dict[str, list[str]] = {}
-    for example in context.task.train:
-        by_label.setdefault(str(example.label), []).append(example.id)
+    for example in task.train:
+        if example.id != exclude:
+            by_label.setdefault(str(example.label), []).append(example.id)
     groups = [list(rng.permutation(ids)) for _, ids in sorted(by_label.items())]
-    if context.task.kind != "classification":
-        groups = [list(rng.permutation([e.id for e in context.task.train]))]
+    if task.kind != "classification":
+        groups = [list(rng.permutation([e.id for e in task.train if e.id != exclude]))]
     pool = [
         str(ids[i])
         for i in range(max(map(len, groups), default=0))

@@ -23,6 +23,13 @@ from promptscout.searchers.base import Curve, Outcome, Searcher
 from promptscout.soft_tensors import tensors_digest
 
 
+def gold_cross_entropy(scores: np.ndarray, gold: Sequence[int]) -> np.ndarray:
+    """Each row's cross-entropy of its gold class, the label scores normalised over the
+    classes (the loss these searchers train on)."""
+    logp = scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)
+    return -logp[np.arange(len(gold)), list(gold)]
+
+
 class TrainedSearcher(Searcher):
     """Early stopping and training curves for a searcher trained epoch by epoch.
 
@@ -60,13 +67,13 @@ class TrainedSearcher(Searcher):
         self.asked[digest] = self.epoch
         return dataclasses.replace(self.base, soft=digest, metadata=metadata)
 
-    def training_texts(self) -> list[str]:
-        """The texts the numbers are trained on: each training example as :attr:`base` renders
-        it, with the demonstrations scoring would show it: the fixed ``demos`` less the example
-        itself (its own label next to it would teach copying), or its nearest other training
-        examples (:mod:`promptscout.evaluation.neighbours`, by the campaign model's hidden
-        states, as the local evaluator picks them)."""
-        task, base = self.context.task, self.base
+    def training_texts(self, base: Prompt | None = None) -> list[str]:
+        """The texts the numbers are trained on: each training example as ``base`` (default:
+        :attr:`base`) renders it, with the demonstrations scoring would show it: the fixed
+        ``demos`` less the example itself (its own label next to it would teach copying), or its
+        nearest other training examples (:mod:`promptscout.evaluation.neighbours`, by the
+        campaign model's hidden states, as the local evaluator picks them)."""
+        task, base = self.context.task, base or self.base
         train = list(task.train)
         if base.nearest_demos:
             from promptscout.evaluation.neighbours import Neighbours
@@ -94,8 +101,7 @@ class TrainedSearcher(Searcher):
             return None
         if out.ndim != 2 or out.shape[0] != len(gold):
             return None
-        logp = out - np.logaddexp.reduce(out, axis=1, keepdims=True)
-        ce = -logp[np.arange(len(gold)), gold]
+        ce = gold_cross_entropy(out, gold)
         return dict(zip(evaluation.example_ids, (float(x) for x in ce), strict=True))
 
     def _improves(self, ce: dict[str, float]) -> bool:

@@ -12,6 +12,7 @@ from promptscout.searchers.parts import NEAREST_LOCAL
 from promptscout.soft_tensors import INIT_MODES, PROMPT_VECTOR_STEP
 
 PROMPT_METHODS = ("prompt_tuning", "prefix_tuning", "p_tuning")
+TEMPLATE_DEFAULT = "{text}"
 # Step sizes that train each method well from 32 examples on small models (the field's usual
 # ranges: prompt vectors move far, LoRA's low-rank updates little; the prompt vectors' step,
 # shared with the soft searcher, is explained at soft_tensors.PROMPT_VECTOR_STEP).
@@ -38,7 +39,13 @@ class PeftSearcherConfig(SearcherConfig):
         "prompt_tuning", help="The method: prompt_tuning, prefix_tuning, p_tuning or lora."
     )
     template: str = option(
-        "{text}", help="The discrete part of the prompt, with {field} placeholders."
+        TEMPLATE_DEFAULT, help="The discrete part of the prompt, with {field} placeholders."
+    )
+    templates: list[str] = option(
+        [],
+        help="Candidate templates instead of one: the searcher trains the one whose training "
+        "loss starts lowest (the untrained model's cross-entropy of the gold label words on the "
+        "training examples, shown as training shows them).",
     )
     label_words: list[str] = option(
         [], help="One word per class (default: the campaign's label words)."
@@ -64,6 +71,11 @@ class PeftSearcherConfig(SearcherConfig):
         help="When above 0, each input is shown this many of its nearest training examples as "
         "demonstrations instead, in training and in scoring (by the model's hidden states; "
         "local evaluator).",
+    )
+    resample_demos: bool = option(
+        False,
+        help="With demos: in training, each example is shown demonstrations drawn afresh every "
+        "epoch (class-balanced, from the other training examples); scoring shows the fixed ones.",
     )
     encoder_hidden_size: int = option(128, help="The width of p_tuning's prompt encoder.")
     rank: int = option(8, help="LoRA's rank r.")
@@ -105,6 +117,12 @@ class PeftSearcherConfig(SearcherConfig):
         if self.demos and self.nearest_demos:
             raise OptionError(
                 "nearest_demos", "is set with demos: show fixed or nearest demonstrations, not both"
+            )
+        if self.resample_demos and not self.demos:
+            raise OptionError("resample_demos", "needs demos above 0 (it redraws them)")
+        if self.templates and self.template != TEMPLATE_DEFAULT:
+            raise OptionError(
+                "templates", "is set with template: give one template or the candidates"
             )
         if self.init not in INIT_MODES:
             raise OptionError("init", f"must be one of {', '.join(INIT_MODES)}, got {self.init!r}")

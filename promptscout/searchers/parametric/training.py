@@ -210,13 +210,18 @@ class AdapterTrainer:
         gold = torch.tensor([self.labels[i] for i in indices], device=dev)
         return torch.nn.functional.cross_entropy(scores, gold)
 
-    def epoch(self, epoch: int) -> float:
+    def epoch(self, epoch: int, texts: Sequence[str] | None = None) -> float:
         """One pass over the training texts in the epoch's seeded order; the mean loss.
 
-        The order and dropout depend only on the seed and the epoch, so a run resumed from a
-        checkpoint trains exactly as an uninterrupted one.
+        ``texts``, when given, are this epoch's renderings of the same examples (demonstrations
+        drawn afresh), in the same order. The order and dropout depend only on the seed and the
+        epoch, so a run resumed from a checkpoint trains exactly as an uninterrupted one.
         """
         o = self.options
+        if texts is not None:
+            if len(texts) != len(self.labels):
+                raise ValueError(f"{len(texts)} texts for {len(self.labels)} training labels")
+            self.texts = list(texts)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch]))
         order = [int(i) for i in rng.permutation(len(self.texts))]
         torch.manual_seed(int(np.random.SeedSequence([self.seed, epoch, 1]).generate_state(1)[0]))
