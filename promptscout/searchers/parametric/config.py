@@ -13,6 +13,9 @@ from promptscout.soft_tensors import INIT_MODES, PROMPT_VECTOR_STEP
 
 PROMPT_METHODS = ("prompt_tuning", "prefix_tuning", "p_tuning")
 TEMPLATE_DEFAULT = "{text}"
+# Training examples the template choice reads at most (class-balanced, seeded): about 40 s for
+# 30 candidates with two demonstrations on 2 CPU cores, whatever the size of the train split.
+CHOICE_EXAMPLES = 32
 # Step sizes that train each method well from 32 examples on small models (the field's usual
 # ranges: prompt vectors move far, LoRA's low-rank updates little; the prompt vectors' step,
 # shared with the soft searcher, is explained at soft_tensors.PROMPT_VECTOR_STEP).
@@ -44,8 +47,8 @@ class PeftSearcherConfig(SearcherConfig):
     templates: list[str] = option(
         [],
         help="Candidate templates instead of one: the searcher trains the one whose training "
-        "loss starts lowest (the untrained model's cross-entropy of the gold label words on the "
-        "training examples, shown as training shows them).",
+        "loss starts lowest (the untrained model's cross-entropy of the gold label words on up "
+        f"to {CHOICE_EXAMPLES} training examples, shown as training shows them).",
     )
     label_words: list[str] = option(
         [], help="One word per class (default: the campaign's label words)."
