@@ -10,10 +10,8 @@ measured as the best at this budget (``benchmarks/default_campaign.py``, results
   instruction pool, label words (the task's own plus three per class that a probe on half the
   training examples proposes from the model's vocabulary), up to two fixed demonstrations or
   the two nearest, and the same three readouts;
-- ``peft``: on an in-process causal LM, LoRA prompt-based fine-tuning with two class-balanced
-  demonstrations (LM-BFF), early-stopped on the search split; its template is the one of the
-  composing searchers' (every field label with every answer cue) whose training loss starts
-  lowest.
+- ``peft``: on an in-process causal LM, LoRA prompt-based fine-tuning of the first template
+  with two class-balanced demonstrations (LM-BFF), early-stopped on the search split.
 
 The file's parser (:func:`promptscout.config.parse_config`) gives ten minutes of search unless
 the file has a ``[budget]``, and re-scores the finalists on 2,000 held-out examples at most
@@ -27,15 +25,15 @@ budget (a LoRA epoch over DBpedia's 224 training examples took 7.5 minutes).
 from __future__ import annotations
 
 from promptscout.config import SearcherSpec
-from promptscout.searchers.parts import DEFAULT_CUES, DEFAULT_FIELD_LABELS, compose_template
 from promptscout.tasks import Task
 
 READOUTS = ["", "batch", "linear"]
 NEAREST_DEMOS = 2  # each input's nearest training examples, an option beside fixed demos
 # Fine-tuning with demonstrations: on SST-2 and MR two of them lifted LoRA by 2-4 points over
-# none (benchmarks/peft_methods.py); four, or the nearest ones, did less. Drawing them afresh
-# each epoch (resample_demos) scored 0.3 points less with the chosen template (mean of 4 paired
-# runs, SST-2 and MR, split seeds 13 and 87; from -2.5 to +3.0).
+# none (benchmarks/peft_methods.py); four, or the nearest ones, did less. The first template,
+# not a choice among many by starting loss (`templates`): that choice lifted LoRA on SST-2 at
+# split seeds 13 and 87 but lowered the default campaign's pick at seed 42 on SST-2 (0.8726 ->
+# 0.8232) and MR (0.8315 -> 0.8210); benchmarks/results/default-campaign-dfd6528/.
 LORA = {"method": "lora", "demos": 2}
 
 
@@ -63,22 +61,11 @@ def default_searchers(
             bayesian["nearest_demos"] = nearest
         searchers.append(SearcherSpec("bayesian", bayesian))
         if causal and not served:
-            searchers.append(SearcherSpec("peft", {**LORA, "templates": lora_templates(task)}))
+            searchers.append(SearcherSpec("peft", {**LORA, "template": templates[0]}))
     else:  # generation: no label words to search, no readouts
         searchers[0] = SearcherSpec("manual", {"templates": templates})
         searchers.append(SearcherSpec("bayesian", {"max_demos": 2}))
     return searchers
-
-
-def lora_templates(task: Task) -> list[str]:
-    """LoRA's candidate templates: each field label of the composing searchers' pool before
-    every input field, then each answer cue, one per line (the bare fields too)."""
-    fields = task.input_fields
-    return [
-        compose_template(dict.fromkeys(fields, label), cue, "\n")
-        for label in DEFAULT_FIELD_LABELS
-        for cue in DEFAULT_CUES
-    ]
 
 
 def describe(specs: list[SearcherSpec]) -> str:
