@@ -58,6 +58,7 @@ class TrainedSearcher(Searcher):
         self.best: dict[str, Any] | None = None  # {"digest", "epoch", "ce": {example id: CE}}
         self.stale = 0  # proposals in a row that did not improve on the best
         self._exhausted = False
+        self._neighbours: Any = None  # nearest-demonstration finder, made on first use
 
     def _offer(self, tensors: dict[str, np.ndarray], metadata: dict[str, Any]) -> Prompt:
         """The proposal of this round's ``tensors``: the discrete part with ``soft`` their
@@ -78,8 +79,9 @@ class TrainedSearcher(Searcher):
         if base.nearest_demos:
             from promptscout.evaluation.neighbours import Neighbours
 
-            neighbours = Neighbours(task, self.context.model().embed)
-            shown = neighbours.demos(train, base.nearest_demos)
+            if self._neighbours is None:  # one per searcher: it embeds each input once
+                self._neighbours = Neighbours(task, self.context.model().embed)
+            shown = self._neighbours.demos(train, base.nearest_demos)
         else:
             fixed = [task.example(i) for i in base.demos]
             shown = [[d for d in fixed if d.id != e.id] for e in train]
