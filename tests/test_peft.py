@@ -26,9 +26,9 @@ from promptscout.errors import PromptscoutError
 from promptscout.evaluation.neighbours import Neighbours
 from promptscout.evaluation.scoring import render_texts
 from promptscout.leaderboard import build_leaderboard, describe
+from promptscout.objectives.classification import gold_cross_entropy
 from promptscout.searchers import SearchContext, create_searcher
 from promptscout.searchers.parametric.training import quiet_peft
-from promptscout.searchers.trained import gold_cross_entropy
 from promptscout.soft_tensors import tensors_digest
 from promptscout.store import Store
 from promptscout.tasks import load_task

@@ -30,6 +30,7 @@ from promptscout.ensemble.types import Ensemble
 from promptscout.evaluation.base import Evaluation, Evaluator
 from promptscout.evaluation.racing import PairedComparison
 from promptscout.leaderboard import build_leaderboard
+from promptscout.objectives.classification import gold_cross_entropy
 from promptscout.prompts import Prompt
 from promptscout.store import Store
 from promptscout.tasks import Task
@@ -171,9 +172,7 @@ def _cross_entropy(task: Task, evaluation: Evaluation) -> np.ndarray:
     if task.kind != "classification":
         return np.zeros(0)
     outputs = np.asarray(evaluation.outputs, dtype=np.float64)
-    logp = outputs - np.logaddexp.reduce(outputs, axis=1, keepdims=True)
-    gold = [int(task.example(i).label) for i in evaluation.example_ids]
-    return -logp[np.arange(len(gold)), gold]
+    return gold_cross_entropy(outputs, [int(task.example(i).label) for i in evaluation.example_ids])
 
 
 def prefer_ensemble(

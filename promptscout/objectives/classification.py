@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from promptscout.objectives.base import ObjectiveInput
@@ -31,3 +33,10 @@ def cross_entropy(data: ObjectiveInput) -> float:
     """
     log_probs = data.class_log_probs
     return float(-log_probs[np.arange(len(log_probs)), data.labels].mean())
+
+
+def gold_cross_entropy(scores: np.ndarray, gold: Sequence[int]) -> np.ndarray:
+    """Each row's cross-entropy of its gold class, the label scores renormalised over the
+    classes (per example, as early stopping, selection and the template choice read it)."""
+    logp = scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)
+    return -logp[np.arange(len(gold)), list(gold)]

@@ -18,16 +18,10 @@ from typing import Any
 import numpy as np
 
 from promptscout.errors import PromptscoutError
+from promptscout.objectives.classification import gold_cross_entropy
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import Curve, Outcome, Searcher
 from promptscout.soft_tensors import tensors_digest
-
-
-def gold_cross_entropy(scores: np.ndarray, gold: Sequence[int]) -> np.ndarray:
-    """Each row's cross-entropy of its gold class, the label scores normalised over the
-    classes (the loss these searchers train on)."""
-    logp = scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)
-    return -logp[np.arange(len(gold)), list(gold)]
 
 
 class TrainedSearcher(Searcher):

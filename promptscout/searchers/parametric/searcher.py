@@ -10,11 +10,12 @@ import numpy as np
 
 from promptscout.adapters import CONFIG
 from promptscout.errors import PromptscoutError
+from promptscout.objectives.classification import gold_cross_entropy
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import SearchContext
 from promptscout.searchers.parametric.config import CHOICE_EXAMPLES, PeftSearcherConfig
 from promptscout.searchers.parts import balanced_demo_pool, balanced_draw
-from promptscout.searchers.trained import TrainedSearcher, gold_cross_entropy
+from promptscout.searchers.trained import TrainedSearcher
 
 
 class PeftSearcher(TrainedSearcher):
