@@ -29,7 +29,8 @@ class LeaderboardEntry:
 
     Attributes:
         rank: 1 is best.
-        searcher: The searcher that first proposed the prompt (``"ensemble"`` for ensembles).
+        searcher: The searcher that first proposed the prompt (``"ensemble"`` for ensembles,
+            ``"<searcher> committee"`` for a searcher's committee of trained members).
         kind: ``"prompt"`` or ``"ensemble"``.
         prompt: The prompt, or the ensemble (members, method, fitted weights).
         dev: Objective values on the whole search split, or None. A weighted ensemble's are
@@ -162,7 +163,7 @@ def build_leaderboard(
         rows.append(
             LeaderboardEntry(
                 0,
-                "ensemble",
+                f"{record['committee']} committee" if record.get("committee") else "ensemble",
                 "ensemble",
                 ensemble,
                 record["dev"],

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from campaign_fixtures import evaluates_as_ranked, run_campaign
+from campaign_fixtures import evaluates_as_ranked, outcomes, run_campaign
 
 from promptscout.adapters import (
     CONFIG,
@@ -23,9 +23,11 @@ from promptscout.adapters import (
 from promptscout.cli import main
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError
+from promptscout.evaluation.local import LocalEvaluator
 from promptscout.evaluation.neighbours import Neighbours
 from promptscout.evaluation.scoring import render_texts
 from promptscout.leaderboard import build_leaderboard, describe
+from promptscout.objectives import resolve_objective
 from promptscout.objectives.classification import gold_cross_entropy
 from promptscout.searchers import SearchContext, create_searcher
 from promptscout.searchers.parametric.training import quiet_peft
@@ -323,3 +325,108 @@ def test_a_module_list_that_matches_nothing_is_one_error_line_before_anything_ru
     (line,) = [line for line in err.splitlines() if line.startswith("error:")]
     assert "bad.toml:" in line and "[[searchers]] peft" in line and "no_such_proj" in line
     assert not (tmp_path / "bad.db").exists()  # refused before the campaign stored anything
+
+
+def train_to_the_end(searcher, evaluator, bundles, rounds=None):
+    """Drive ``searcher`` as a campaign would, scoring each proposal on dev, for ``rounds``
+    asks (None: until it is exhausted); returns the (prompt, evaluation) pairs in order."""
+    scored = []
+    while not searcher.exhausted and rounds != 0:
+        asked = searcher.propose(1)
+        if not asked:
+            break
+        for prompt in asked:
+            bundles[prompt.soft] = searcher.soft_tensors(prompt.soft)
+        evaluations = evaluator.evaluate(asked, "dev")
+        searcher.tell(outcomes(searcher, zip(asked, evaluations, strict=True)))
+        scored += list(zip(asked, evaluations, strict=True))
+        rounds = None if rounds is None else rounds - 1
+    return scored
+
+
+def dev_evaluator(model, searcher, bundles):
+    objectives = [resolve_objective("cross_entropy"), resolve_objective("accuracy")]
+    return LocalEvaluator(model, searcher.context.task, objectives, soft_resolver=bundles.get)
+
+
+def test_members_train_side_by_side_with_their_own_demonstrations_and_form_a_committee(
+    tiny_causal,
+):
+    options = {"learning_rate": 0.05, "demos": 2, "patience": 1, "max_epochs": 2}
+    searcher, bundles = searcher_on(tiny_causal, "lora", members=3, **options), {}
+    evaluator = dev_evaluator(tiny_causal, searcher, bundles)
+    task = searcher.context.task
+    scored = train_to_the_end(searcher, evaluator, bundles, rounds=1)
+    assert [p.metadata["member"] for p, _ in scored] == [0, 1, 2]  # one adapter each per ask
+    scored += train_to_the_end(searcher, evaluator, bundles)
+    assert searcher.exhausted and searcher.propose(1) == []
+    by_member = {m: [(p, e) for p, e in scored if p.metadata["member"] == m] for m in range(3)}
+    assert all(len(pairs) == 2 for pairs in by_member.values())  # max_epochs each
+    # The first member is the adapter members = 1 trains; the others show their own pairs.
+    single, own = searcher_on(tiny_causal, "lora", **options), {}
+    alone = train_to_the_end(single, dev_evaluator(tiny_causal, single, own), own)
+    alone = [p.soft for p, _ in alone]
+    assert [p.soft for p, _ in by_member[0]] == alone
+    pairs = [by_member[m][0][0].demos for m in range(3)]
+    assert len(set(pairs)) == 3
+    assert all(sorted(task.example(i).label for i in pair) == [0, 1] for pair in pairs)
+    # The committee: each member's proposal with the lowest dev cross-entropy.
+    best = [min(by_member[m], key=lambda pe: pe[1].objectives["cross_entropy"]) for m in range(3)]
+    assert searcher.committee() == [p.key for p, _ in best]
+
+
+def test_a_resumed_committee_trains_exactly_like_an_uninterrupted_one(tiny_causal):
+    options = {"learning_rate": 0.05, "demos": 2, "patience": 2, "max_epochs": 3, "members": 2}
+    straight, bundles = searcher_on(tiny_causal, "lora", **options), {}
+    evaluator = dev_evaluator(tiny_causal, straight, bundles)
+    train_to_the_end(straight, evaluator, bundles, rounds=1)
+    saved = json.loads(json.dumps(straight.state()))  # what the store keeps after the round
+    resumed = searcher_on(tiny_causal, "lora", **options)
+    resumed.load_state(saved)
+    assert resumed.committee() == straight.committee() and len(straight.committee()) == 2
+    rest = [p.soft for p, _ in train_to_the_end(straight, evaluator, bundles)]
+    assert [p.soft for p, _ in train_to_the_end(resumed, evaluator, bundles)] == rest
+    assert resumed.committee() == straight.committee()
+
+
+PEFT_COMMITTEE = """
+[[searchers]]
+type = "peft"
+method = "lora"
+rank = 4
+learning_rate = 0.05
+patience = 1
+max_epochs = 2
+demos = 2
+members = 2
+"""
+
+
+def test_a_committee_is_pooled_rescored_and_picked_in_place_of_its_member(
+    write_campaign, tmp_path, capsys
+):
+    config = load_config(write_campaign("committee.toml", budget=2000, extra=PEFT_COMMITTEE))
+    config.searchers = [s for s in config.searchers if s.type == "peft"]  # ranked first, surely
+    config.store = str(tmp_path / "committee.db")
+    run_campaign(config)
+    assert "committee of 2 trained members" in capsys.readouterr().err
+    with Store(config.store_path, readonly=True) as store:
+        board = build_leaderboard(store)
+        pick = board[0]
+        assert pick.kind == "ensemble" and pick.prompt.method == "average"
+        members = pick.prompt.members
+        assert [m.metadata["member"] for m in members] == [0, 1]
+        assert pick.test is not None  # its members were re-scored on the held-out split
+        meta = store.meta
+        record = next(r for r in meta.ensembles if r["key"] == meta.pick)
+        assert record["committee"] == "peft"
+        # Its dev row is the mean of the members' class probabilities.
+        dev = [store.find_evaluation(m.key, "dev", meta.search_examples) for m in members]
+        probs = np.mean([np.exp(np.asarray(e.outputs)) for e in dev], axis=0)
+        task = config.task.load()
+        gold = [int(task.example(i).label) for i in dev[0].example_ids]
+        accuracy = float(np.mean(probs.argmax(1) == np.asarray(gold)))
+        assert pick.dev["accuracy"] == pytest.approx(accuracy)
+    payload = json.loads(config.export_path.read_text())
+    assert payload["entries"][0]["key"] == pick.prompt.key
+    assert set(payload["adapters"]["folders"]) >= {m.soft for m in members}

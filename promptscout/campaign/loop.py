@@ -384,6 +384,7 @@ class Campaign:
             _log,
             self.race.comparison,
             self._shaped_by_train,
+            {searcher.name: searcher.committee() for searcher in self.searchers},
         )
 
     def _shaped_by_train(self, prompt: Prompt, searcher: str) -> bool:

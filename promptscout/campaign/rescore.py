@@ -44,35 +44,52 @@ def rescore_finalists(
     seed: int,
     progress: bool,
     log: Callable[[str], None],
+    also: Sequence[str] = (),
 ) -> None:
-    """Score the ``top_k`` candidates by the search split on the held-out split (those not
-    scored there yet, on at most what ``minutes`` buy), storing each evaluation as it arrives."""
+    """Score the ``top_k`` candidates by the search split, and the candidates keyed ``also``
+    (a committee's members), on the held-out split (those not scored there yet, on at most what
+    ``minutes`` buy), storing each evaluation as it arrives."""
     meta = store.meta
     leaders = build_leaderboard(store, top=top_k, ensembles=False) if top_k > 0 else []
-    finalists = [e for e in leaders if e.test is None]
-    if not finalists or not meta.holdout_examples:
+    keys = list(dict.fromkeys([*(e.prompt.key for e in leaders), *also]))
+    holdout_ids = meta.holdout_examples
+    todo = [k for k in keys if store.find_evaluation(k, meta.holdout_split, holdout_ids) is None]
+    if not todo or not holdout_ids:
         return
     if minutes is not None:
-        _fit_holdout(store, [e.prompt.key for e in finalists], minutes, seed, log)
+        _fit_holdout(store, todo, minutes, seed, log)
     holdout_ids = meta.holdout_examples
-    prompts = [e.prompt for e in finalists]
-    searchers = {e.prompt.key: e.searcher for e in finalists}
-    by_key = {p.key: p for p in prompts}
-    split = meta.holdout_split
-    log(f"re-scoring the top {len(prompts)} on {split} ({len(holdout_ids)} held-out examples each)")
+    log(f"re-scoring {len(todo)} finalist(s) on {meta.holdout_split} ({len(holdout_ids)} "
+        "held-out examples each)")  # fmt: skip
+    score_missing(store, evaluator, todo, meta.holdout_split, holdout_ids, progress)
+
+
+def score_missing(
+    store: Store,
+    evaluator: Callable[[], Evaluator],
+    keys: Sequence[str],
+    split: str,
+    ids: Sequence[str],
+    progress: bool,
+) -> None:
+    """Score the stored candidates ``keys`` that have no evaluation on exactly ``ids`` of
+    ``split``, storing each evaluation as it arrives (with a progress bar)."""
+    stored = store.prompts()
+    todo = [k for k in keys if store.find_evaluation(k, split, ids) is None]
+    if not todo:
+        return
+    prompts = [stored[k][0] for k in todo]
     with tqdm(
-        total=len(prompts) * len(holdout_ids),
+        total=len(prompts) * len(ids),
         unit="ex",
         desc=split,
         disable=not progress,
         file=sys.stderr,
         dynamic_ncols=True,
     ) as bar:
-        for evaluation in evaluator().iter_evaluate(
-            prompts, split, holdout_ids, progress=bar.update
-        ):
-            key = evaluation.prompt_key
-            store.add_evaluation(by_key[key], searchers[key], evaluation)
+        for evaluation in evaluator().iter_evaluate(prompts, split, ids, progress=bar.update):
+            prompt, searcher = stored[evaluation.prompt_key]
+            store.add_evaluation(prompt, searcher, evaluation)
 
 
 def seconds_per_example(store: Store, keys: list[str]) -> dict[str, float]:

@@ -225,6 +225,31 @@ def prefer_ensemble(
     return key
 
 
+def prefer_committee(store: Store, log: Callable[[str], None]) -> str | None:
+    """Pick a searcher's committee when selection ranked one of that searcher's proposals first
+    (and no ensemble won).
+
+    A committee's members were trained alike and differ only by their seeds (demonstrations,
+    start, example order); which of them, or of their epochs, the 32-odd search examples rank
+    first is mostly luck, while the mean of the members' class probabilities never has a higher
+    cross-entropy than the members' average (the log-loss is convex) and removes the luck of the
+    draw. Stores and returns the committee row's key (None: the pick stays).
+    """
+    meta = store.meta
+    records = meta.selection
+    if meta.pick is not None or not records:
+        return None
+    _, searcher = store.prompts()[records[0]["key"]]
+    for record in meta.ensembles:
+        if record.get("committee") == searcher:
+            size = len(record["ensemble"]["members"])
+            meta.pick = record["key"]
+            log(f"selection: the pick is {searcher}'s committee of {size} trained members, in "
+                "place of its proposal ranked first")  # fmt: skip
+            return meta.pick
+    return None
+
+
 def _latest_validation(store: Store, key: str) -> Evaluation | None:
     found = store.latest_evaluation(key, VALIDATION_SPLIT)
     return found if found is not None and found.ok else None

@@ -15,7 +15,7 @@ Stores written before ensembles existed simply lack both entries and read as bef
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -194,6 +194,7 @@ def finalize_ensembles(
     methods: Sequence[str] = (),
     size: int = 0,
     calibrate: bool = False,
+    committees: Mapping[str, Sequence[str]] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> int:
     """Store the finalists' test intervals and the ensemble rows; return the number of rows.
@@ -212,15 +213,21 @@ def finalize_ensembles(
         size: Members of each ensemble (0: all finalists).
         calibrate: Add a contextually calibrated row per finalist and a calibrated variant of
             each ensemble.
+        committees: By searcher name, keys of stored prompts pooled as an ``average`` row
+            whatever their rank (its committee of trained members); the row's ``committee``
+            names the searcher.
         log: Where to write a line about what was done.
     """
     meta = store.meta
     dev_ids, test_ids = meta.search_examples, meta.holdout_examples
     prompts = [prompt for prompt, _ in finalists]
     searchers = {prompt.key: searcher for prompt, searcher in finalists}
+    stored_prompts = store.prompts() if committees else {}
+    groups = {n: [stored_prompts[k][0] for k in keys] for n, keys in (committees or {}).items()}
 
     def stored(split: str, ids: Sequence[str]) -> dict[str, Evaluation]:
-        found = {p.key: store.find_evaluation(p.key, split, ids) for p in prompts} if ids else {}
+        keys = {p.key for p in prompts} | {p.key for group in groups.values() for p in group}
+        found = {k: store.find_evaluation(k, split, ids) for k in keys} if ids else {}
         return {k: e for k, e in found.items() if e is not None and e.ok}
 
     dev, test = stored(meta.search_split, dev_ids), stored(meta.holdout_split, test_ids)
@@ -230,6 +237,7 @@ def finalize_ensembles(
         if p.key in test
     }
     records: list[dict[str, Any]] = []
+    members: list[Prompt] = []
     if task.kind == "classification" and (methods or calibrate):
         free = _content_free(store, task, evaluator, prompts, searchers) if calibrate else {}
         pooler = _Pooler(task, objectives, dev, test, free)
@@ -241,7 +249,19 @@ def finalize_ensembles(
             records += [pooler.record("average", [p], True) for p in usable]
             if len(members) >= 2:
                 records += [pooler.record(m, members, True) for m in methods]
-    meta.ensembles = records
+    committee_rows = []
+    if task.kind == "classification":
+        pooler = _Pooler(task, objectives, dev, test, {})
+        for name, group in groups.items():
+            usable = [p for p in group if p.key in dev]
+            if len(usable) >= 2:
+                committee_rows.append(
+                    {**pooler.record("average", usable, False), "committee": name}
+                )
+    meta.ensembles = records + committee_rows
     if log is not None and records:
         log(f"{len(records)} ensemble row(s) from the top {len(members)} prompts")
-    return len(records)
+    if log is not None and committee_rows:
+        sizes = ", ".join(str(len(r["ensemble"]["members"])) for r in committee_rows)
+        log(f"committee row(s) of {sizes} trained members: {', '.join(groups)}")
+    return len(records) + len(committee_rows)

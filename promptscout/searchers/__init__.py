@@ -85,4 +85,4 @@ def build_config(cls: type[Searcher], options: Mapping[str, Any]) -> SearcherCon
 def create_searcher(type_name: str, options: Mapping[str, Any], context: SearchContext) -> Searcher:
     """Build a registered searcher from its type name and campaign-file options."""
     cls = searcher_class(type_name)
-    return cls(build_config(cls, options), context)
+    return cls.create(build_config(cls, options), context)

@@ -176,6 +176,12 @@ class Searcher(ABC):
         self.config = config
         self.context = context
 
+    @classmethod
+    def create(cls, config: SearcherConfig, context: SearchContext) -> Searcher:
+        """The searcher these options build (:func:`promptscout.searchers.create_searcher`
+        calls it): this class by default; a type may build another class for some options."""
+        return cls(config, context)
+
     @property
     def name(self) -> str:
         return self.config.name or self.type_name
@@ -240,6 +246,12 @@ class Searcher(ABC):
         ``"writing"``: its proposer's calls, tokens, seconds and dropped proposals); none by
         default."""
         return {}
+
+    def committee(self) -> list[str]:
+        """Keys of proposals to be pooled as one candidate at the campaign's end, their class
+        probabilities averaged: members trained alike that differ only by their seeds (none by
+        default)."""
+        return []
 
     @property
     def best_prompt(self) -> Prompt | None:

@@ -21,8 +21,11 @@ cross-entropy is :class:`~promptscout.searchers.trained.TrainedSearcher`'s; the 
 state is a checkpoint (parameters and AdamW's moments) after every round of epochs, so a
 killed campaign resumes from its last round.
 
-This package holds the options (:mod:`.config`), the searcher (:mod:`.searcher`) and the
-training (:mod:`.training`).
+With ``members`` of 2 or more the type builds a committee of adapters that differ only by their
+seeds, pooled as one candidate at the campaign's end (:mod:`.committee`).
+
+This package holds the options (:mod:`.config`), the searcher (:mod:`.searcher`), the committee
+(:mod:`.committee`) and the training (:mod:`.training`).
 """
 
 from __future__ import annotations

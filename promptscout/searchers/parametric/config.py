@@ -80,6 +80,12 @@ class PeftSearcherConfig(SearcherConfig):
         help="With demos: in training, each example is shown demonstrations drawn afresh every "
         "epoch (class-balanced, from the other training examples); scoring shows the fixed ones.",
     )
+    members: int = option(
+        1,
+        help="Adapters trained side by side, each with its own seed (demonstrations, start, "
+        "example order) and early stopping; with 2 or more, the campaign's end pools their "
+        "best proposals as one candidate (a committee: the mean of their class probabilities).",
+    )
     encoder_hidden_size: int = option(128, help="The width of p_tuning's prompt encoder.")
     rank: int = option(8, help="LoRA's rank r.")
     alpha: float = option(16.0, help="LoRA's scale numerator: updates are scaled by alpha / r.")
@@ -115,7 +121,7 @@ class PeftSearcherConfig(SearcherConfig):
                 "method", f"must be one of {', '.join(PEFT_TYPES)}, got {self.method!r}"
             )
         positive = ("virtual_tokens", "encoder_hidden_size", "rank", "train_batch", "accumulate")
-        require_positive(self, (*positive, "epochs_per_ask", "max_epochs", "patience"))
+        require_positive(self, (*positive, "epochs_per_ask", "max_epochs", "patience", "members"))
         require_non_negative(self, ("demos", "nearest_demos"))
         if self.demos and self.nearest_demos:
             raise OptionError(

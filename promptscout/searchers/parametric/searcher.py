@@ -12,7 +12,7 @@ from promptscout.adapters import CONFIG
 from promptscout.errors import PromptscoutError
 from promptscout.objectives.classification import gold_cross_entropy
 from promptscout.prompts import Prompt
-from promptscout.searchers.base import SearchContext
+from promptscout.searchers.base import SearchContext, Searcher
 from promptscout.searchers.parametric.config import CHOICE_EXAMPLES, PeftSearcherConfig
 from promptscout.searchers.parts import balanced_demo_pool, balanced_draw
 from promptscout.searchers.trained import TrainedSearcher
@@ -38,6 +38,16 @@ class PeftSearcher(TrainedSearcher):
         )
         self.template_chosen = not config.templates
         self._checkpoint: dict[str, Any] | None = None  # restored, loaded on first use
+
+    @classmethod
+    def create(cls, config: PeftSearcherConfig, context: SearchContext) -> Searcher:  # type: ignore[override]
+        """One adapter, or with ``members`` of 2 or more a committee of adapters
+        (:class:`~promptscout.searchers.parametric.committee.PeftCommittee`)."""
+        if config.members > 1:
+            from promptscout.searchers.parametric.committee import PeftCommittee
+
+            return PeftCommittee(config, context)
+        return cls(config, context)
 
     @property
     def trainer(self) -> Any:
