@@ -27,7 +27,6 @@ import numpy as np
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import Curve, Outcome, SearchContext, Searcher
 from promptscout.searchers.parametric.config import PeftSearcherConfig
-from promptscout.searchers.parametric.searcher import PeftSearcher
 
 
 def member_seed(seed: int, member: int) -> int:
@@ -48,11 +47,14 @@ class PeftCommittee(Searcher):
     state_version = 1
     reads_train_labels = True
 
-    def __init__(self, config: PeftSearcherConfig, context: SearchContext) -> None:
+    def __init__(
+        self, config: PeftSearcherConfig, context: SearchContext, member: type[Searcher]
+    ) -> None:
+        """``member``: the one-adapter searcher class (:class:`PeftSearcher`) each member is."""
         super().__init__(config, context)
         single = dataclasses.replace(config, members=1)
-        self.members = [
-            PeftSearcher(single, dataclasses.replace(context, seed=member_seed(context.seed, j)))
+        self.members: list[Any] = [
+            member(single, dataclasses.replace(context, seed=member_seed(context.seed, j)))
             for j in range(config.members)
         ]
 

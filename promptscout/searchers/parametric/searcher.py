@@ -13,6 +13,7 @@ from promptscout.errors import PromptscoutError
 from promptscout.objectives.classification import gold_cross_entropy
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import SearchContext, Searcher
+from promptscout.searchers.parametric.committee import PeftCommittee
 from promptscout.searchers.parametric.config import CHOICE_EXAMPLES, PeftSearcherConfig
 from promptscout.searchers.parts import balanced_demo_pool, balanced_draw
 from promptscout.searchers.trained import TrainedSearcher
@@ -44,9 +45,7 @@ class PeftSearcher(TrainedSearcher):
         """One adapter, or with ``members`` of 2 or more a committee of adapters
         (:class:`~promptscout.searchers.parametric.committee.PeftCommittee`)."""
         if config.members > 1:
-            from promptscout.searchers.parametric.committee import PeftCommittee
-
-            return PeftCommittee(config, context)
+            return PeftCommittee(config, context, member=cls)
         return cls(config, context)
 
     @property
