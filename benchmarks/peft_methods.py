@@ -6,6 +6,8 @@ For each task and split seed, each method trains on the 32 training examples the
 runs it: one proposal per epoch, scored on the 32 dev examples, early stopping on the dev
 cross-entropy (patience 3, at most ``--epochs`` epochs: the same training budget for every
 method); the searcher's own best (by dev cross-entropy) is then scored on the test examples.
+With ``members=k`` (a committee of adapters trained side by side) the mean of the members'
+best proposals is scored, as a campaign pools them, and each member on its own too.
 Every method uses the template ``Review: {text}\\nSentiment:`` with negative/positive. The
 hand-written baseline is the best of three zero-shot templates by dev
 (``benchmarks/searcher_options.py``), scored on the same test examples.
@@ -63,6 +65,8 @@ def run_one(task_name: str, seed: int, method: str, args: argparse.Namespace) ->
     """Train one method on one split seed; its pick's dev and test numbers."""
     from default_campaign import test_ids
 
+    from promptscout.ensemble import Ensemble
+    from promptscout.ensemble.finalize import pooled_evaluation
     from promptscout.evaluation.local import LocalEvaluator
     from promptscout.model import load_model
     from promptscout.objectives import resolve_objective
@@ -77,7 +81,7 @@ def run_one(task_name: str, seed: int, method: str, args: argparse.Namespace) ->
     context = SearchContext(task, task.label_words, seed, model_provider=lambda: model)
     kind, options = searcher_options(method, args.epochs)
     searcher = create_searcher(kind, options, context)
-    train_seconds, proposals, start = 0.0, {}, time.time()
+    train_seconds, proposals, by_key, start = 0.0, {}, {}, time.time()
     while not searcher.exhausted:
         tick = time.time()
         prompts = searcher.propose(1)
@@ -87,27 +91,40 @@ def run_one(task_name: str, seed: int, method: str, args: argparse.Namespace) ->
         for prompt in prompts:
             bundles[prompt.soft] = searcher.soft_tensors(prompt.soft)
             proposals[prompt.soft] = prompt
+            by_key[prompt.key] = prompt
         evaluations = evaluator.evaluate(prompts, "dev")
         searcher.tell([context.outcome(p, e) for p, e in zip(prompts, evaluations, strict=True)])
-    best = proposals[searcher.best["digest"]]
-    (dev,) = evaluator.evaluate([best], "dev")
+    members = getattr(searcher, "members", [searcher])  # a committee (members = k) or one
     ids = test_ids(task, args.test_size)
-    tick = time.time()
-    (test,) = evaluator.evaluate([best], "test", ids)
+    if len(members) > 1:
+        best: Any = Ensemble("average", tuple(by_key[k] for k in searcher.committee()))
+        dev = pooled_evaluation(task, objectives, best, evaluator.evaluate(best.members, "dev"))
+        tick = time.time()
+        tests = evaluator.evaluate(best.members, "test", ids)
+        test = pooled_evaluation(task, objectives, best, tests)
+        member_tests = [t.objectives["accuracy"] for t in tests]
+        numbers = best.members[0].metadata.get("trained_numbers")
+    else:
+        best = proposals[searcher.best["digest"]]
+        (dev,) = evaluator.evaluate([best], "dev")
+        tick = time.time()
+        (test,) = evaluator.evaluate([best], "test", ids)
+        member_tests, numbers = [], best.metadata.get("trained_numbers")
     return {
         "task": task_name,
         "seed": seed,
         "method": method,
-        "epochs": searcher.epoch,
-        "best_epoch": searcher.best["epoch"],
+        "epochs": max(m.epoch for m in members),
+        "best_epoch": max(m.best["epoch"] for m in members),
         "train_seconds": round(train_seconds, 1),
         "campaign_seconds": round(time.time() - start, 1),
         "test_seconds": round(time.time() - tick, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "dev_accuracy": dev.objectives["accuracy"],
         "test_accuracy": test.objectives["accuracy"],
+        **({"member_test_accuracy": member_tests} if member_tests else {}),
         "test_examples": len(ids),
-        "trained_numbers": best.metadata.get("trained_numbers"),
+        "trained_numbers": numbers,
         "load": [round(x, 2) for x in os.getloadavg()],
         "options": options,
     }
