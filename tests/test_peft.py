@@ -389,17 +389,8 @@ def test_a_resumed_committee_trains_exactly_like_an_uninterrupted_one(tiny_causa
     assert resumed.committee() == straight.committee()
 
 
-PEFT_COMMITTEE = """
-[[searchers]]
-type = "peft"
-method = "lora"
-rank = 4
-learning_rate = 0.05
-patience = 1
-max_epochs = 2
-demos = 2
-members = 2
-"""
+PEFT_COMMITTEE = PEFT.replace("patience = 2\nmax_epochs = 3", "patience = 1\nmax_epochs = 2")
+PEFT_COMMITTEE += "members = 2\n"
 
 
 def test_a_committee_is_pooled_rescored_and_picked_in_place_of_its_member(
