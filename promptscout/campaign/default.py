@@ -38,10 +38,10 @@ NEAREST_DEMOS = 2  # each input's nearest training examples, an option beside fi
 # 0.8232) and MR (0.8315 -> 0.8210); benchmarks/results/default-campaign-dfd6528/.
 LORA = {"method": "lora", "demos": 2}
 # Three LoRA adapters side by side, pooled as a committee (`members`), where a round of three
-# epochs fits a turn: about 45 s over 32 training examples with two demonstrations on 2 CPU
+# epochs fits a turn: about 35 s over 32 training examples with two demonstrations on 2 CPU
 # cores; over SST-5's 80 or DBpedia's 224 one adapter's epoch already takes 0.5 to 7.5 minutes.
-# Which pair of demonstrations an adapter trains with moved its test accuracy by up to 4 points
-# (SST-2, MR; split seeds 13 and 87) and the search split cannot tell the pairs apart; the
+# Which pair of demonstrations an adapter trains with moved its test accuracy by up to 3.3
+# points (MR, split seed 13) and the search split cannot tell the pairs apart; the
 # committee of three scored 1.2 points above the single adapter there (benchmarks/
 # peft_methods.py), and at split seed 42 lifted the default campaign's pick on SST-2 from
 # 0.8726 to 0.8841 and on MR from 0.8315 to 0.8340 (benchmarks/results/default-campaign-d1d07af).
