@@ -214,6 +214,10 @@ class RayStartCluster:
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN_PATH": str(token),
             "PYTHONUNBUFFERED": "1",
+            # The client server gives the per-client server it starts 30 s to answer; on 2 busy
+            # cores that start once took 40 s (the suite's second run of the day), so the client
+            # campaign failed before it began. The test is of joining, not of start-up speed.
+            "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "120",
         }
         self.port, self.client_port = free_port(), free_port()
         self.address = f"127.0.0.1:{self.port}"
