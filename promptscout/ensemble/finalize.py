@@ -237,8 +237,9 @@ def finalize_ensembles(
         if p.key in test
     }
     records: list[dict[str, Any]] = []
+    committee_rows: list[dict[str, Any]] = []
     members: list[Prompt] = []
-    if task.kind == "classification" and (methods or calibrate):
+    if task.kind == "classification":
         free = _content_free(store, task, evaluator, prompts, searchers) if calibrate else {}
         pooler = _Pooler(task, objectives, dev, test, free)
         usable = [p for p in prompts if p.key in dev and (not calibrate or p.key in free)]
@@ -249,19 +250,16 @@ def finalize_ensembles(
             records += [pooler.record("average", [p], True) for p in usable]
             if len(members) >= 2:
                 records += [pooler.record(m, members, True) for m in methods]
-    committee_rows = []
-    if task.kind == "classification":
-        pooler = _Pooler(task, objectives, dev, test, {})
         for name, group in groups.items():
-            usable = [p for p in group if p.key in dev]
-            if len(usable) >= 2:
-                committee_rows.append(
-                    {**pooler.record("average", usable, False), "committee": name}
-                )
+            scored = [p for p in group if p.key in dev]
+            if len(scored) >= 2:
+                row = pooler.record("average", scored, False)
+                committee_rows.append({**row, "committee": name})
     meta.ensembles = records + committee_rows
     if log is not None and records:
         log(f"{len(records)} ensemble row(s) from the top {len(members)} prompts")
     if log is not None and committee_rows:
         sizes = ", ".join(str(len(r["ensemble"]["members"])) for r in committee_rows)
-        log(f"committee row(s) of {sizes} trained members: {', '.join(groups)}")
+        names = ", ".join(r["committee"] for r in committee_rows)
+        log(f"committee row(s) of {sizes} trained members: {names}")
     return len(records) + len(committee_rows)
