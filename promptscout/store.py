@@ -205,6 +205,14 @@ class Store:
         rows = self._db.execute("SELECT key, prompt, searcher FROM prompts ORDER BY created")
         return {key: (Prompt.from_dict(json.loads(p)), s) for key, p, s in rows}
 
+    def prompt(self, key: str) -> tuple[Prompt, str] | None:
+        """One stored prompt and the searcher that first proposed it (None: not stored); the
+        campaign looks one up every turn, where :meth:`prompts` would read them all."""
+        row = self._db.execute(
+            "SELECT prompt, searcher FROM prompts WHERE key=?", (key,)
+        ).fetchone()
+        return (Prompt.from_dict(json.loads(row[0])), row[1]) if row else None
+
     def count_prompts(self, split: str) -> int:
         """Distinct prompts with at least one evaluation on ``split``."""
         row = self._db.execute(

@@ -28,6 +28,8 @@ def test_round_trip_and_lookup(tmp_path):
         assert store.find_evaluation(PROMPT.key, "dev", ["dev-0", "dev-1"]) == evaluation()
         assert store.find_evaluation(PROMPT.key, "dev", ["dev-0"]) is None
         assert store.prompts()[PROMPT.key] == (PROMPT, "manual")
+        assert store.prompt(PROMPT.key) == (PROMPT, "manual")
+        assert store.prompt("not-a-key") is None
         assert store.examples_scored("dev") == 2 and store.count_evaluations() == 2
         assert store.searcher_state("manual") == {"next": 3}
         assert store.get_meta("note") == {"a": [1, 2]}

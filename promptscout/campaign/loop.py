@@ -367,8 +367,8 @@ class Campaign:
         if key is None:
             return None
         evaluation = self.store.find_evaluation(key, self.search_split, self.search_ids)
-        prompt = self.store.prompts()[key][0]
-        return (prompt, evaluation) if evaluation is not None else None
+        stored = self.store.prompt(key)
+        return (stored[0], evaluation) if evaluation is not None and stored else None
 
     # -- the end ----------------------------------------------------------------------------
 

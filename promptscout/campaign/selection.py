@@ -239,7 +239,10 @@ def prefer_committee(store: Store, log: Callable[[str], None]) -> str | None:
     records = meta.selection
     if meta.pick is not None or not records:
         return None
-    _, searcher = store.prompts()[records[0]["key"]]
+    stored = store.prompt(records[0]["key"])
+    if stored is None:
+        return None
+    searcher = stored[1]
     for record in meta.ensembles:
         if record.get("committee") == searcher:
             size = len(record["ensemble"]["members"])
