@@ -8,7 +8,8 @@ cross-entropy (patience 3, at most ``--epochs`` epochs: the same training budget
 method); the searcher's own best (by dev cross-entropy) is then scored on the test examples.
 With ``members=k`` (a committee of adapters trained side by side) the mean of the members'
 best proposals is scored, as a campaign pools them, and each member on its own too.
-Every method uses the template ``Review: {text}\\nSentiment:`` with negative/positive. The
+Every method uses the template ``Review: {text}\\nSentiment:`` with negative/positive, or
+``--template`` (e.g. the default campaign's generic ``Text: {text}\\nLabel:``). The
 hand-written baseline is the best of three zero-shot templates by dev
 (``benchmarks/searcher_options.py``), scored on the same test examples.
 
@@ -18,7 +19,8 @@ split). Run:
 
     .venv/bin/python benchmarks/peft_methods.py [--tasks sst-2,mr] [--seeds 13,42,87]
         [--methods prompt_tuning,prefix_tuning,p_tuning,lora,soft] [--epochs 12]
-        [--test-size 600] [--out benchmarks/results/peft-methods]
+        [--test-size 600] [--template "Review: {text}\\nSentiment:"]
+        [--out benchmarks/results/peft-methods]
 
 A method may carry option overrides: ``--methods "lora@learning_rate=0.001@patience=5"``.
 
@@ -47,12 +49,14 @@ METHODS = ("prompt_tuning", "prefix_tuning", "p_tuning", "lora", "soft")
 OUT = RESULTS / "peft-methods"
 
 
-def searcher_options(method: str, epochs: int) -> tuple[str, dict[str, Any]]:
+def searcher_options(
+    method: str, epochs: int, template: str = TEMPLATE
+) -> tuple[str, dict[str, Any]]:
     """(searcher type, options) of a method, at the same training budget. A method may carry
     option overrides, each after an ``@``: ``lora@learning_rate=0.001@patience=5`` (values as
     JSON; ``--methods`` is comma-separated)."""
     name, *overrides = method.split("@")
-    options: dict[str, Any] = {"template": TEMPLATE, "max_epochs": epochs, "patience": 3}
+    options: dict[str, Any] = {"template": template, "max_epochs": epochs, "patience": 3}
     for item in overrides:
         key, _, value = item.partition("=")
         options[key] = json.loads(value)
@@ -79,7 +83,7 @@ def run_one(task_name: str, seed: int, method: str, args: argparse.Namespace) ->
     objectives = [resolve_objective("cross_entropy"), resolve_objective("accuracy")]
     evaluator = LocalEvaluator(model, task, objectives, soft_resolver=bundles.get)
     context = SearchContext(task, task.label_words, seed, model_provider=lambda: model)
-    kind, options = searcher_options(method, args.epochs)
+    kind, options = searcher_options(method, args.epochs, args.template)
     searcher = create_searcher(kind, options, context)
     train_seconds, proposals, by_key, start = 0.0, {}, {}, time.time()
     while not searcher.exhausted:
@@ -191,6 +195,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=12, help="at most this many epochs")
     parser.add_argument("--test-size", type=int, default=600, help="0: the whole test split")
     parser.add_argument(
+        "--template",
+        default=TEMPLATE,
+        type=lambda text: text.replace("\\n", "\n"),  # a shell's "\n" is a line break
+        help="the template every method trains (give each its own --out)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=OUT, help="the folder of per-run JSON (one per test size)"
     )
     parser.add_argument(
@@ -214,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"== {task} seed {seed} {method}", file=sys.stderr, flush=True)
                     child = [sys.executable, __file__, "--one", task, str(seed), method]
                     child += ["--epochs", str(args.epochs), "--test-size", str(args.test_size)]
+                    child += ["--template", args.template]
                     done = subprocess.run(child, capture_output=True, text=True, check=False)
                     if done.returncode != 0:
                         print(done.stderr[-3000:], file=sys.stderr)
