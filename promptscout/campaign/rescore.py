@@ -74,10 +74,10 @@ def score_missing(
 ) -> None:
     """Score the stored candidates ``keys`` that have no evaluation on exactly ``ids`` of
     ``split``, storing each evaluation as it arrives (with a progress bar)."""
-    stored = store.prompts()
     todo = [k for k in keys if store.find_evaluation(k, split, ids) is None]
     if not todo:
         return
+    stored = store.prompts()
     prompts = [stored[k][0] for k in todo]
     with tqdm(
         total=len(prompts) * len(ids),

@@ -196,8 +196,10 @@ def prefer_ensemble(
     meta.pick = None
     if not records or task.kind != "classification":
         return None
-    prompts = {key: prompt for key, (prompt, _) in store.prompts().items()}
-    best = prompts[records[0]["key"]]
+    stored = store.prompt(records[0]["key"])
+    if stored is None:
+        return None
+    best = stored[0]
     found: list[tuple[float, str, str]] = []
     for record in meta.ensembles:
         ensemble = Ensemble.from_dict(record["ensemble"])
