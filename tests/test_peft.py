@@ -197,6 +197,32 @@ def test_templates_train_the_candidate_whose_training_loss_starts_lowest(tiny_ca
     assert again.template == chosen and tiny_causal.tokens_forwarded == before
 
 
+def test_label_mass_trains_the_template_after_which_the_label_words_are_likeliest(tiny_causal):
+    templates = ["{text} :", "Review: {text} It was", "{text}\nAnswer:"]
+    options = {"demos": 2, "templates": templates, "template_choice": "label_mass"}
+    searcher = searcher_on(tiny_causal, "lora", **options)
+    searcher.check()
+    task = searcher.context.task
+    masses = []
+    for template in templates:  # zero-shot: the template alone, no demonstrations
+        texts = [template.replace("{text}", e.fields["text"]) for e in task.train]
+        scores = tiny_causal.score_labels(texts, task.label_words)
+        masses.append(float(np.log(np.exp(scores).sum(axis=1)).mean()))
+    assert len(set(np.round(masses, 6))) == 3
+    chosen = templates[int(np.argmax(masses))]
+    assert searcher.base.template == chosen and len(searcher.base.demos) == 2
+    # The gold labels do not enter it: the same texts with other labels choose the same.
+    flipped = dataclasses.replace(
+        task, train=tuple(dataclasses.replace(e, label=1 - e.label) for e in task.train)
+    )
+    context = dataclasses.replace(searcher.context, task=flipped)
+    other = create_searcher("peft", {"method": "lora", "rank": 4, **options}, context)
+    other.check()
+    assert other.base.template == chosen
+    (prompt,) = searcher.ask(1)
+    assert prompt.template == chosen and prompt.demos == searcher.base.demos
+
+
 def test_options_are_checked():
     task = load_task("sst-2")
     context = SearchContext(task, task.label_words, 0)
@@ -214,6 +240,8 @@ def test_options_are_checked():
         ({"method": "lora", "resample_demos": True}, "resample_demos.*needs demos"),
         ({"method": "lora", "template": "{text} x", "templates": ["{text}"]}, "templates.*one"),
         ({"method": "lora", "templates": ["{text}", "{title} :"]}, "title"),
+        ({"method": "lora", "templates": ["{text}"], "template_choice": "best"}, "loss, label"),
+        ({"method": "lora", "template_choice": "label_mass"}, "template_choice.*needs templates"),
     ]:
         with pytest.raises(PromptscoutError, match=message):
             create_searcher("peft", options, context)

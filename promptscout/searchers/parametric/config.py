@@ -16,6 +16,8 @@ TEMPLATE_DEFAULT = "{text}"
 # Training examples the template choice reads at most (class-balanced, seeded): about 40 s for
 # 30 candidates with two demonstrations on 2 CPU cores, whatever the size of the train split.
 CHOICE_EXAMPLES = 32
+# How `templates` are told apart (see PeftSearcherConfig.template_choice).
+TEMPLATE_CHOICES = ("loss", "label_mass")
 # Step sizes that train each method well from 32 examples on small models (the field's usual
 # ranges: prompt vectors move far, LoRA's low-rank updates little; the prompt vectors' step,
 # shared with the soft searcher, is explained at soft_tensors.PROMPT_VECTOR_STEP).
@@ -46,9 +48,15 @@ class PeftSearcherConfig(SearcherConfig):
     )
     templates: list[str] = option(
         [],
-        help="Candidate templates instead of one: the searcher trains the one whose training "
-        "loss starts lowest (the untrained model's cross-entropy of the gold label words on up "
-        f"to {CHOICE_EXAMPLES} training examples, shown as training shows them).",
+        help="Candidate templates instead of one: the searcher trains the one template_choice "
+        f"prefers, judged by the untrained model on up to {CHOICE_EXAMPLES} training examples.",
+    )
+    template_choice: str = option(
+        "loss",
+        help='How templates are chosen: "loss" (the lowest cross-entropy of the gold label '
+        'words, the examples shown as training shows them) or "label_mass" (the most '
+        "probability on the label words as the next word, zero-shot: the template after which "
+        "the model expects these answers; reads no labels).",
     )
     label_words: list[str] = option(
         [], help="One word per class (default: the campaign's label words)."
@@ -133,6 +141,13 @@ class PeftSearcherConfig(SearcherConfig):
             raise OptionError(
                 "templates", "is set with template: give one template or the candidates"
             )
+        if self.template_choice not in TEMPLATE_CHOICES:
+            raise OptionError(
+                "template_choice",
+                f"must be one of {', '.join(TEMPLATE_CHOICES)}, got {self.template_choice!r}",
+            )
+        if self.template_choice != "loss" and not self.templates:
+            raise OptionError("template_choice", "needs templates (the candidates it chooses from)")
         if self.init not in INIT_MODES:
             raise OptionError("init", f"must be one of {', '.join(INIT_MODES)}, got {self.init!r}")
         if self.init == "text" and not self.init_text.strip():
