@@ -56,7 +56,7 @@ class PeftSearcherConfig(SearcherConfig):
         help='How templates are chosen: "loss" (the lowest cross-entropy of the gold label '
         'words, the examples shown as training shows them) or "label_mass" (the most '
         "probability on the label words as the next word, zero-shot: the template after which "
-        "the model expects these answers; reads no labels).",
+        "the model expects these answers; the gold labels do not enter it).",
     )
     label_words: list[str] = option(
         [], help="One word per class (default: the campaign's label words)."

@@ -91,8 +91,8 @@ class PeftSearcher(TrainedSearcher):
           word, zero-shot, averaged in log space over the examples: the template after which
           the model expects these answers at all, which is what names the task ("Sentiment:"
           before negative/positive, "Category:" before news topics). Without demonstrations,
-          because after two of them the model repeats their label words after any cue. It
-          reads no labels."""
+          because after two of them the model repeats their label words after any cue. The
+          gold labels do not enter it (only the class-balanced draw of the examples read)."""
         if self.template_chosen:
             return
         model, task = self.context.model(), self.context.task
