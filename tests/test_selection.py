@@ -182,14 +182,7 @@ def test_the_default_mix_leaves_out_what_the_model_or_evaluator_cannot_do(tiny_t
     # LoRA with demonstrations only where PEFT can train: an in-process causal LM.
     assert "peft" not in local and "peft" not in served
     causal = {s.type: s.options for s in default_searchers(task, causal=True)}
-    # Its template: the first one's field label with the cue that expects the label words.
-    cues = ["Label:", "Answer:", "Category:", "Sentiment:", "It was", "This is"]
-    lora = {
-        "method": "lora",
-        "demos": 2,
-        "templates": [f"Text: {{text}}\n{cue}" for cue in cues],
-        "template_choice": "label_mass",
-    }
+    lora = {"method": "lora", "demos": 2, "template": "Text: {text}\nLabel:"}
     assert len(task.train) <= 32 and causal["peft"] == {**lora, "members": 3}  # a committee
     larger = load_task("sst-5")  # 80 training examples: one adapter's epoch is long already
     assert {s.type: s.options for s in default_searchers(larger, causal=True)}["peft"] == lora
