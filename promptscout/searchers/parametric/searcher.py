@@ -92,7 +92,9 @@ class PeftSearcher(TrainedSearcher):
           the model expects these answers at all, which is what names the task ("Sentiment:"
           before negative/positive, "Category:" before news topics). Without demonstrations,
           because after two of them the model repeats their label words after any cue. The
-          gold labels do not enter it (only the class-balanced draw of the examples read)."""
+          gold labels do not enter it (only the class-balanced draw of the examples read).
+          "Sentiment:" lifted LoRA's committee on MR at split seeds 13 and 87, yet in the
+          default campaign at seed 42 this choice lowered every pick it changed."""
         if self.template_chosen:
             return
         model, task = self.context.model(), self.context.task
