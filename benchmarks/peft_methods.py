@@ -9,7 +9,9 @@ method); the searcher's own best (by dev cross-entropy) is then scored on the te
 With ``members=k`` (a committee of adapters trained side by side) the mean of the members'
 best proposals is scored, as a campaign pools them, and each member on its own too.
 Every method uses the template ``Review: {text}\\nSentiment:`` with negative/positive, or
-``--template`` (e.g. the default campaign's generic ``Text: {text}\\nLabel:``). The
+``--template`` (e.g. the default campaign's generic ``Text: {text}\\nLabel:``). With
+``--min-train N`` dev examples move into train until it has N (the ``[task]`` table's
+``min_train``; the methods then early-stop on the rest of dev). The
 hand-written baseline is the best of three zero-shot templates by dev
 (``benchmarks/searcher_options.py``), scored on the same test examples.
 
@@ -19,7 +21,7 @@ split). Run:
 
     .venv/bin/python benchmarks/peft_methods.py [--tasks sst-2,mr] [--seeds 13,42,87]
         [--methods prompt_tuning,prefix_tuning,p_tuning,lora,soft] [--epochs 12]
-        [--test-size 600] [--template "Review: {text}\\nSentiment:"]
+        [--test-size 600] [--template "Review: {text}\\nSentiment:"] [--min-train 54]
         [--out benchmarks/results/peft-methods]
 
 A method may carry option overrides: ``--methods "lora@learning_rate=0.001@patience=5"``.
@@ -65,6 +67,13 @@ def searcher_options(
     return "peft", {"method": name, **options}
 
 
+def benchmark_task(task_name: str, seed: int, min_train: int) -> Any:
+    """The bundled task at a split seed, as a campaign with ``[task] min_train`` loads it."""
+    from promptscout.sections import TaskConfig
+
+    return TaskConfig(name=task_name, split_seed=seed, min_train=min_train).load()
+
+
 def run_one(task_name: str, seed: int, method: str, args: argparse.Namespace) -> dict[str, Any]:
     """Train one method on one split seed; its pick's dev and test numbers."""
     from default_campaign import test_ids
@@ -75,10 +84,9 @@ def run_one(task_name: str, seed: int, method: str, args: argparse.Namespace) ->
     from promptscout.model import load_model
     from promptscout.objectives import resolve_objective
     from promptscout.searchers import SearchContext, create_searcher
-    from promptscout.tasks import load_task
 
     model = load_model("smollm2-135m-instruct")
-    task = load_task(task_name, seed=seed)
+    task = benchmark_task(task_name, seed, args.min_train)
     bundles: dict[str, Any] = {}
     objectives = [resolve_objective("cross_entropy"), resolve_objective("accuracy")]
     evaluator = LocalEvaluator(model, task, objectives, soft_resolver=bundles.get)
@@ -143,10 +151,9 @@ def hand_written(task_name: str, seed: int, args: argparse.Namespace) -> dict[st
     from promptscout.model import load_model
     from promptscout.objectives import resolve_objective
     from promptscout.prompts import Prompt
-    from promptscout.tasks import load_task
 
     model = load_model("smollm2-135m-instruct")
-    task = load_task(task_name, seed=seed)
+    task = benchmark_task(task_name, seed, args.min_train)
     evaluator = LocalEvaluator(model, task, [resolve_objective("accuracy")])
     prompts = [Prompt(t, task.label_words) for t in PARTS[task_name].templates]
     devs = evaluator.evaluate(prompts, "dev")
@@ -201,6 +208,12 @@ def main(argv: list[str] | None = None) -> None:
         help="the template every method trains (give each its own --out)",
     )
     parser.add_argument(
+        "--min-train",
+        type=int,
+        default=0,
+        help="move dev examples into train until it has this many (give it its own --out)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=OUT, help="the folder of per-run JSON (one per test size)"
     )
     parser.add_argument(
@@ -224,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"== {task} seed {seed} {method}", file=sys.stderr, flush=True)
                     child = [sys.executable, __file__, "--one", task, str(seed), method]
                     child += ["--epochs", str(args.epochs), "--test-size", str(args.test_size)]
-                    child += ["--template", args.template]
+                    child += ["--template", args.template, "--min-train", str(args.min_train)]
                     done = subprocess.run(child, capture_output=True, text=True, check=False)
                     if done.returncode != 0:
                         print(done.stderr[-3000:], file=sys.stderr)

@@ -144,3 +144,14 @@ def test_unreadable_files(tmp_path):
     path.write_bytes(b'[campaign]\nname = "\xff"\n')
     with pytest.raises(PromptscoutError, match="not UTF-8"):
         load_config(path)
+
+
+def test_min_train_is_checked_in_the_file_and_when_the_task_loads(tmp_path):
+    text = GOOD.replace('name = "sst-2"\n', 'name = "sst-2"\nmin_train = -1\n')
+    assert ":7: [task] min_train: must be" in error_of(tmp_path, text)
+    config = load_config(write(tmp_path, text.replace("-1", "48")))
+    task = config.task.load()
+    assert (len(task.train), len(task.dev)) == (48, 16)
+    too_many = load_config(write(tmp_path, text.replace("-1", "63")))
+    with pytest.raises(PromptscoutError, match=r"min_train = 63: .* use min_train = 62 or less"):
+        too_many.task.load()

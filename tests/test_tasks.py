@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import pickle
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from promptscout.errors import PromptscoutError
 from promptscout.tasks import BUNDLED_SEEDS, BUNDLED_TASKS, Example, Task, load_task
+from promptscout.tasks.resplit import grow_train
 
 # (classes, train/dev size per seed, test size) from data/fewshot/README.md
 SIZES = {
@@ -312,3 +314,23 @@ def test_csv_and_jsonl_round_trip_any_text(tmp_path_factory, texts: list[str]) -
     expected = [t.strip() for t in texts]
     assert [ex.fields["text"] for ex in task.train] == expected
     assert [ex.fields["text"] for ex in task.dev] == expected
+
+
+def test_grow_train_moves_dev_examples_class_by_class_and_keeps_one_of_each() -> None:
+    task = load_task("sst-5", seed=13)  # 5 classes, 16 per class in train and in dev
+    grown = grow_train(task, 80 + 23, seed=13)
+    moved = grown.train[80:]
+    assert grown.train[:80] == task.train and len(moved) == 23
+    assert {e.id for e in moved} | {e.id for e in grown.dev} == {e.id for e in task.dev}
+    assert not {e.id for e in moved} & {e.id for e in grown.dev}
+    per_class = Counter(int(e.label) for e in moved)
+    assert max(per_class.values()) - min(per_class.values()) <= 1  # drawn class by class
+    assert grown.example(moved[0].id) == task.example(moved[0].id)  # ids kept
+    # seeded: the same seed moves the same examples, another seed others
+    assert grow_train(task, 103, seed=13) == grown
+    assert grow_train(task, 103, seed=87).train != grown.train
+    # as many as dev can give while keeping one of each class, and not one more
+    most = grow_train(task, 80 + 75, seed=13)
+    assert sorted(Counter(int(e.label) for e in most.dev).values()) == [1] * 5
+    error_of(lambda: grow_train(task, 156, seed=13), "min_train = 156", "min_train = 155 or less")
+    assert grow_train(task, 80, seed=13) is task  # train already has that many

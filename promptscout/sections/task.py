@@ -9,6 +9,7 @@ from typing import Any
 
 from promptscout.options import OptionError, option, require_non_negative
 from promptscout.tasks import KINDS, DatasetSpec, DatasetSpecError, Task, load_task
+from promptscout.tasks.resplit import grow_train
 
 SPLITS = ("train", "dev", "test")
 
@@ -81,6 +82,12 @@ class TaskConfig:
     label_words: list[str] = option(
         [], help="One word per class, in label order (default: the task's own)."
     )
+    min_train: int = option(
+        0,
+        help="Move dev examples into train until train has this many (drawn class by class, "
+        "seeded by split_seed; every class keeps a dev example): more for trained methods to "
+        "learn from, the rest of dev to search on (0: off).",
+    )
     search_split: str = option("dev", help="What searchers are scored on: train | dev | test.")
     holdout_split: str = option(
         "test", help="What finalists are re-scored on; never shown to searchers."
@@ -115,7 +122,7 @@ class TaskConfig:
         for key in ("search_split", "holdout_split"):
             if getattr(self, key) not in SPLITS:
                 raise OptionError(key, f"must be train, dev or test, got {getattr(self, key)!r}")
-        require_non_negative(self, ["holdout_limit"])
+        require_non_negative(self, ["holdout_limit", "min_train"])
         if self.search_split == self.holdout_split:
             raise OptionError(
                 "holdout_split", "must differ from search_split: held-out data is never searched"
@@ -134,14 +141,16 @@ class TaskConfig:
         return self.name or self.path or self.spec.description  # type: ignore[union-attr]
 
     def load(self) -> Task:
-        """The task this table names, with its label words."""
-        return load_task(
+        """The task this table names, with its label words (and ``min_train`` training
+        examples)."""
+        task = load_task(
             self.spec,
             seed=self.split_seed,
             label_words=self.label_words or None,
             kind=self.kind or None,
             classes=self.classes or None,
         )
+        return grow_train(task, self.min_train, self.split_seed) if self.min_train else task
 
     @property
     def spec(self) -> str | DatasetSpec:
