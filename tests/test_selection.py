@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from promptscout.campaign import Campaign
+from promptscout.campaign.default import describe
 from promptscout.campaign.selection import VALIDATION_SPLIT, validation_ids
 from promptscout.config import load_config
 from promptscout.evaluation.racing import PairedComparison
@@ -118,6 +119,7 @@ def test_a_file_without_searchers_runs_the_default_mix(tmp_path, tiny_causal_dir
         assert stored[1]["options"]["readouts"] == ["", "batch", "linear"]
         assert stored[0]["options"]["nearest_demos"] == [0, 2]
         assert stored[1]["options"]["nearest_demos"] == 2
+        assert store.meta.config["task"]["min_train"] == 0  # 8 dev examples: none to spare
         kinds = {e.kind for e in build_leaderboard(store)}
         assert kinds == {"prompt", "ensemble"}  # ensembles on by default in the default mix
         readouts = {(e.prompt.calibration, e.prompt.verbalizer) for e in build_leaderboard(store)
@@ -187,3 +189,54 @@ def test_the_default_mix_leaves_out_what_the_model_or_evaluator_cannot_do(tiny_t
     larger = load_task("sst-5")  # 80 training examples: one adapter's epoch is long already
     assert {s.type: s.options for s in default_searchers(larger, causal=True)}["peft"] == lora
     assert "peft" not in {s.type for s in default_searchers(task, served=True, causal=True)}
+
+
+def test_min_train_moves_dev_examples_where_every_searcher_and_selection_see_them(write_campaign):
+    # 8 training and 8 dev examples; min_train = 12 moves 4 of dev into train: the search split
+    # is the 4 left, and selection validates each prompt on all 12 training examples but its
+    # demonstrations, the moved ones among them.
+    path = write_campaign(budget=120, extra=SELECTION)
+    words = 'label_words = ["bad", "good"]\n'
+    path.write_text(path.read_text().replace(words, words + "min_train = 12\n"))
+    config = load_config(path)
+    task = config.task.load()
+    moved = {e.id for e in task.train if e.id.startswith("dev-")}
+    assert len(task.train) == 12 and len(moved) == 4 and len(task.dev) == 4
+    with finished(config) as store:
+        assert set(store.meta.search_examples) == {e.id for e in task.dev}
+        assert store.meta.selection  # selection ran: every record is checked below
+        assert all(set(s.evaluation.example_ids) <= {e.id for e in task.dev}
+                   for s in store.evaluations("dev"))  # fmt: skip
+        for record in store.meta.selection:
+            prompt = store.prompt(record["key"])[0]
+            ids = validation_ids(task, prompt)
+            assert moved - set(prompt.demos) <= set(ids)
+            assert record["validation_examples"] == len(ids) == 12 - len(set(prompt.demos))
+
+
+def test_the_default_campaign_trains_on_54_examples_where_dev_can_spare_them(tmp_path):
+    from promptscout.builders import DEFAULT_SEARCH_KEPT, campaign_task
+    from promptscout.config import DEFAULT_MIN_TRAIN
+
+    def task_of(text: str):
+        path = tmp_path / "c.toml"
+        path.write_text(text, encoding="utf-8")
+        config = load_config(path)
+        return config, campaign_task(config)
+
+    config, task = task_of('[task]\nname = "mr"\n')  # 32 train, 32 dev
+    assert (len(task.train), len(task.dev)) == (DEFAULT_MIN_TRAIN, DEFAULT_SEARCH_KEPT)
+    assert config.task.min_train == DEFAULT_MIN_TRAIN  # recorded as the table's own
+    assert campaign_task(config) == task  # and loaded again the same (resume, exports)
+    assert "train grown to 54 examples from dev" in describe([], config.task.min_train)
+    config, task = task_of('[task]\nname = "sst-5"\n')  # 80 train already
+    assert len(task.train) == 80 and config.task.min_train == 0
+    config, task = task_of('[task]\nname = "mr"\nmin_train = 0\n')  # the file's own
+    assert len(task.train) == 32 and config.task.min_train == 0
+    served = '[model]\nname = "openai:m"\nbase_url = "http://localhost:1/v1"\n[task]\nname = "mr"\n'
+    config, task = task_of(served)  # no LoRA to learn from them
+    assert config.default_min_train == 0 and len(task.train) == 32
+    config, task = task_of(
+        '[task]\nname = "mr"\n[[searchers]]\ntype = "manual"\ntemplates = ["{text}"]\n'
+    )
+    assert len(task.train) == 32  # a file with its own searchers keeps its split

@@ -123,7 +123,7 @@ class Campaign:
             served, ray = self.config.model.served, self.config.evaluator.type == "ray"
             causal = not served and self.model().kind == "causal"
             self.config.searchers = default_searchers(self.task, served, ray, causal)
-            _log(describe(self.config.searchers))
+            _log(describe(self.config.searchers, self.config.task.min_train))
         searchers = []
         for position, spec in enumerate(self.config.searchers):
             where = f"{self.config.source}:{spec.line}" if spec.line else self.config.source
