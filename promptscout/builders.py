@@ -21,31 +21,12 @@ from promptscout.sections import ModelConfig
 from promptscout.soft_tensors import write_export_tensors
 from promptscout.store import Store
 from promptscout.tasks import Task
-from promptscout.tasks.resplit import grow_train
-
-# What dev keeps at least when the default campaign moves examples into train.
-DEFAULT_SEARCH_KEPT = 10
 
 
 def campaign_task(config: CampaignConfig) -> Task:
     """The task a campaign config names (a bundled set, a folder or a Hugging Face dataset,
-    whose dev/test carving ``split_seed`` seeds), with its label words and its ``min_train``.
-
-    The default campaign's ``min_train`` (``config.default_min_train``) applies only where dev
-    keeps ``DEFAULT_SEARCH_KEPT`` examples and one of each class after the move; then it
-    becomes the ``[task]`` table's own, so the store records the split the campaign ran on."""
-    task = config.task.load()
-    wanted = config.default_min_train
-    if not wanted or len(task.train) >= wanted:
-        return task
-    try:
-        grown = grow_train(task, wanted, config.task.split_seed)
-    except PromptscoutError:  # dev cannot spare that many: the split stays as it is
-        return task
-    if len(grown.dev) < DEFAULT_SEARCH_KEPT:
-        return task
-    config.task.min_train = wanted
-    return grown
+    whose dev/test carving ``split_seed`` seeds), with its label words."""
+    return config.task.load()
 
 
 def campaign_objectives(config: CampaignConfig, task: Task) -> list[Objective]:

@@ -47,11 +47,6 @@ else:  # pragma: no cover
 # measured speed buys in this time (DBpedia's rows, read with two demonstrations, score at 1-3
 # examples a second: 4 finalists on 1,000 examples each took about an hour).
 DEFAULT_RESCORE_MINUTES = 3.0
-# The default campaign's [task] min_train on an in-process model, where dev can spare the
-# examples (builders.campaign_task): on a 16-shot two-class set (32 train, 32 dev) 54 to train
-# on and 10 to search on; the bundled sets with more training examples (SST-5, AG News, Yahoo,
-# DBpedia) are left as they are.
-DEFAULT_MIN_TRAIN = 54
 
 
 @dataclass
@@ -80,9 +75,6 @@ class CampaignConfig(CampaignOptions):
     source: str = "<config>"
     # No [[searchers]] in the file: the campaign runs the default mix (campaign/default.py).
     default_mix: bool = False
-    # The default mix's [task] min_train where the file sets none (0: none); the task's loading
-    # applies it only where dev can spare the examples (builders.campaign_task).
-    default_min_train: int = 0
 
     @property
     def store_path(self) -> Path:
@@ -151,8 +143,6 @@ def parse_config(data: dict[str, Any], source: str = "<config>", text: str = "")
             config.task.holdout_limit = 2000  # finalists' test scoring stays minutes, not hours
         if "rescore_minutes" not in (data.get("leaderboard") or {}):
             config.leaderboard.rescore_minutes = DEFAULT_RESCORE_MINUTES
-        if "min_train" not in (data.get("task") or {}) and not config.model.served:
-            config.default_min_train = DEFAULT_MIN_TRAIN
         return config
     config.searchers = _searcher_specs(parser, data.get("searchers"), config.evaluator.type)
     return config
