@@ -150,7 +150,7 @@ class TaskConfig:
             kind=self.kind or None,
             classes=self.classes or None,
         )
-        return grow_train(task, self.min_train, self.split_seed) if self.min_train else task
+        return grow_train(task, self.min_train, self.split_seed)  # as it is with min_train = 0
 
     @property
     def spec(self) -> str | DatasetSpec:
