@@ -319,3 +319,42 @@ def test_evaluator_section_is_validated_with_line_numbers(tmp_path):
             load_config(evaluator_config(tmp_path, line))
     gpu = evaluator_config(tmp_path, "gpus_per_worker = 1", model='[model]\ndevice = "cuda"\n')
     assert load_config(gpu).evaluator.gpus_per_worker == 1.0
+
+
+def test_a_ray_client_connection_is_tried_again_when_the_client_server_fork_dies(monkeypatch):
+    # Ray Client's per-connection server intermittently dies as the cluster forks it
+    # (ray-project/ray#63202); Ray cannot be made to fail that way on purpose, so ray.init
+    # fails as it does then, and the connection is made anew.
+    import ray
+
+    from promptscout.evaluation import ray_cluster
+
+    # This process's Ray (other tests share it) is left alone.
+    shutdowns = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "shutdown", lambda: shutdowns.append(True))
+    calls = []
+
+    def init(failures: int, message: str):
+        def fake(**kwargs):
+            calls.append(kwargs["address"])
+            if len(calls) <= failures:
+                raise RuntimeError(f"{message}. See ray_client_server_23000.err for details.")
+
+        return fake
+
+    address = "ray://127.0.0.1:1"
+    failed = ray_cluster.CLIENT_START_FAILED
+    monkeypatch.setattr(ray, "init", init(2, failed))
+    assert ray_cluster.connect_ray(address) is True and calls == [address] * 3
+    assert len(shutdowns) == 2  # each failed attempt's half-made client state is dropped
+    calls.clear()
+    monkeypatch.setattr(ray, "init", init(3, failed))  # every attempt fails: one error line
+    with pytest.raises(PromptscoutError, match="cannot start or reach the Ray cluster") as info:
+        ray_cluster.connect_ray(address)
+    assert "\n" not in str(info.value) and len(calls) == ray_cluster.CLIENT_START_ATTEMPTS
+    calls.clear()
+    monkeypatch.setattr(ray, "init", init(1, "Failed to connect"))  # other failures: at once
+    with pytest.raises(PromptscoutError, match="Failed to connect"):
+        ray_cluster.connect_ray(address)
+    assert calls == [address]

@@ -13,6 +13,12 @@ from typing import Any
 
 from promptscout.errors import PromptscoutError
 
+# Ray Client (a ray:// address): the cluster's client server forks a server per connection,
+# and that fork intermittently dies in gRPC (ray-project/ray#63202, open), failing the
+# connection with this message; the next connection gets a new fork.
+CLIENT_START_FAILED = "Starting Ray client server failed"
+CLIENT_START_ATTEMPTS = 3
+
 
 def connect_ray(address: str) -> bool:
     """Initialise Ray quietly unless it already is; True when this call started it.
@@ -27,23 +33,29 @@ def connect_ray(address: str) -> bool:
     # Worker logs stay on the workers and Ray's notices out of the CLI's output (failures
     # still surface as exceptions).
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
-    try:
-        if address:
-            ray.init(address=address, **quiet)
-        else:
-            # A private instance with a small object store: units and results are small.
-            ray.init(
-                address="local",
-                include_dashboard=False,
-                object_store_memory=256 * 1024**2,
-                **quiet,
-            )
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        where = f"the Ray cluster at '{address}'" if address else "a local Ray instance"
-        raise PromptscoutError(
-            f"cannot start or reach {where}: {reason(exc)}; {_fix(address)}"
-        ) from None
-    return True
+    attempt = 1
+    while True:
+        try:
+            if address:
+                ray.init(address=address, **quiet)
+            else:
+                # A private instance with a small object store: units and results are small.
+                ray.init(
+                    address="local",
+                    include_dashboard=False,
+                    object_store_memory=256 * 1024**2,
+                    **quiet,
+                )
+            return True
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            if attempt < CLIENT_START_ATTEMPTS and CLIENT_START_FAILED in str(exc):
+                ray.shutdown()
+                attempt += 1
+                continue  # the client server forks a new server for the new connection
+            where = f"the Ray cluster at '{address}'" if address else "a local Ray instance"
+            raise PromptscoutError(
+                f"cannot start or reach {where}: {reason(exc)}; {_fix(address)}"
+            ) from None
 
 
 def _fix(address: str) -> str:
