@@ -106,9 +106,12 @@ def run_one(task_name: str, seed: int, method: str, args: argparse.Namespace) ->
             by_key[prompt.key] = prompt
         evaluations = evaluator.evaluate(prompts, "dev")
         searcher.tell([context.outcome(p, e) for p, e in zip(prompts, evaluations, strict=True)])
-    members = getattr(searcher, "members", [searcher])  # a committee (members = k) or one
+    # A committee (members = k) pools its members' best proposals; one adapter, or a
+    # cross-fitted committee (one prompt), is its own best proposal.
+    pooled = bool(searcher.committee())
+    members = searcher.members if pooled else [searcher]
     ids = test_ids(task, args.test_size)
-    if len(members) > 1:
+    if pooled:
         best: Any = Ensemble("average", tuple(by_key[k] for k in searcher.committee()))
         dev = pooled_evaluation(task, objectives, best, evaluator.evaluate(best.members, "dev"))
         tick = time.time()

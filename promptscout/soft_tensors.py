@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from promptscout import adapter_committee
 from promptscout.adapters import (
     check_adapter,
     is_adapter,
@@ -63,6 +64,8 @@ def check_tensors(tensors: SoftTensors) -> dict[str, np.ndarray]:
     config's bytes, see :mod:`promptscout.adapters`); raises on a malformed one."""
     if is_adapter(tensors):
         return check_adapter(tensors)
+    if adapter_committee.is_committee(tensors):
+        return adapter_committee.check_committee(tensors)
     unknown = sorted(set(tensors) - set(TENSOR_NAMES))
     if unknown or PREFIX not in tensors:
         raise PromptscoutError(
@@ -84,7 +87,9 @@ def check_tensors(tensors: SoftTensors) -> dict[str, np.ndarray]:
 
 def added_positions(tensors: SoftTensors) -> int:
     """Token positions a bundle adds before each input: a soft prompt's vectors, an adapter's
-    virtual tokens (none for LoRA)."""
+    virtual tokens (none for LoRA), the most a committee's member adds."""
+    if adapter_committee.is_committee(tensors):
+        return max(virtual_tokens(m) for m, _ in adapter_committee.committee_members(tensors))
     return virtual_tokens(tensors) if is_adapter(tensors) else len(tensors[PREFIX])
 
 
@@ -167,8 +172,9 @@ def write_export_tensors(
 
     Soft prompts' tensors go into one safetensors file, named by ``payload["soft_tensors"]``
     (relative to the JSON); each PEFT adapter (:mod:`promptscout.adapters`) becomes a PEFT
-    folder, named by ``payload["adapters"][digest]`` with a line on loading it. Keys of prompts
-    the payload does not have are removed. Returns the tensors file written, or None.
+    folder, and each committee of them (:mod:`promptscout.adapter_committee`) a folder of
+    member folders, named by ``payload["adapters"][digest]`` with a line on loading it. Keys of
+    prompts the payload does not have are removed. Returns the tensors file written, or None.
     """
     from safetensors.numpy import save_file
 
@@ -180,8 +186,9 @@ def write_export_tensors(
         tensors = resolve(digest)
         if tensors is None:
             raise PromptscoutError(f"soft prompt {digest} has no stored tensors; cannot export it")
-        if is_adapter(tensors):
-            folder = write_folder(tensors, export_adapter_folder(export_path, digest))
+        if is_adapter(tensors) or adapter_committee.is_committee(tensors):
+            write = write_folder if is_adapter(tensors) else adapter_committee.write_folder
+            folder = write(tensors, export_adapter_folder(export_path, digest))
             folders[digest] = str(folder.relative_to(Path(export_path).parent))
             continue
         for name, value in check_tensors(tensors).items():
@@ -190,7 +197,8 @@ def write_export_tensors(
         payload["adapters"] = {
             "folders": folders,
             "load": "PeftModel.from_pretrained(base_model, folder) (peft); the prompt's template "
-            "and label words are read as with any prompt",
+            "and label words are read as with any prompt; a folder with committee.json holds "
+            "one such folder per member, their class probabilities averaged",
         }
     if not flat:
         return None
@@ -222,7 +230,9 @@ def load_export_tensors(export_path: str | Path, payload: Mapping[str, Any]) -> 
             bundles.setdefault(digest, {})[tensor] = value
     folders = (payload.get("adapters") or {}).get("folders") or {}
     for digest, folder in folders.items():
-        bundles[digest] = read_folder(Path(export_path).parent / str(folder))
+        path = Path(export_path).parent / str(folder)
+        committee = adapter_committee.is_committee_folder(path)
+        bundles[digest] = (adapter_committee.read_folder if committee else read_folder)(path)
     for digest, tensors in bundles.items():
         if tensors_digest(tensors) != digest:
             raise PromptscoutError(

@@ -242,6 +242,8 @@ def test_options_are_checked():
         ({"method": "lora", "templates": ["{text}", "{title} :"]}, "title"),
         ({"method": "lora", "templates": ["{text}"], "template_choice": "best"}, "loss, label"),
         ({"method": "lora", "template_choice": "label_mass"}, "template_choice.*needs templates"),
+        ({"method": "lora", "cross_fit": True}, "cross_fit.*members = 2"),
+        ({"method": "lora", "cross_fit": True, "members": 2, "nearest_demos": 2}, "use demos"),
     ]:
         with pytest.raises(PromptscoutError, match=message):
             create_searcher("peft", options, context)

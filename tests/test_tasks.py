@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from promptscout.errors import PromptscoutError
 from promptscout.tasks import BUNDLED_SEEDS, BUNDLED_TASKS, Example, Task, load_task
-from promptscout.tasks.resplit import grow_train
+from promptscout.tasks.resplit import dev_folds, grow_train, move_to_train
 
 # (classes, train/dev size per seed, test size) from data/fewshot/README.md
 SIZES = {
@@ -334,3 +334,19 @@ def test_grow_train_moves_dev_examples_class_by_class_and_keeps_one_of_each() ->
     assert sorted(Counter(int(e.label) for e in most.dev).values()) == [1] * 5
     error_of(lambda: grow_train(task, 156, seed=13), "min_train = 156", "min_train = 155 or less")
     assert grow_train(task, 80, seed=13) is task  # train already has that many
+
+
+def test_dev_folds_deal_every_dev_example_into_one_class_balanced_fold() -> None:
+    task = load_task("sst-5", seed=13)  # 16 dev examples per class
+    folds = dev_folds(task, 3, seed=13)
+    ids = [i for fold in folds for i in fold]
+    assert sorted(ids) == sorted(e.id for e in task.dev)  # each exactly once
+    assert sorted(map(len, folds)) == [26, 27, 27]
+    for c in range(5):
+        per_fold = [sum(int(task.example(i).label) == c for i in fold) for fold in folds]
+        assert max(per_fold) - min(per_fold) <= 1
+    assert dev_folds(task, 3, seed=13) == folds and dev_folds(task, 3, seed=87) != folds
+    # one fold's complement moved to train: the fold is what stays in dev
+    learned = set(ids) - set(folds[0])
+    grown = move_to_train(task, learned)
+    assert {e.id for e in grown.dev} == set(folds[0]) and len(grown.train) == 80 + len(learned)

@@ -8,8 +8,15 @@ from typing import Any
 
 import numpy as np
 
+from promptscout.adapter_committee import committee_members, is_committee
 from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
-from promptscout.evaluation.cache import EMBED_VARIANT, ScoreCache, prompt_variants
+from promptscout.evaluation.cache import (
+    EMBED_VARIANT,
+    ScoreCache,
+    label_variant,
+    prompt_variants,
+)
+from promptscout.evaluation.committee_scoring import pool_committee
 from promptscout.evaluation.neighbours import Neighbours
 from promptscout.evaluation.readout import needs_hidden
 from promptscout.evaluation.scoring import (
@@ -21,7 +28,7 @@ from promptscout.evaluation.scoring import (
 from promptscout.model import LanguageModel
 from promptscout.objectives import Objective
 from promptscout.prompts import Prompt
-from promptscout.soft_tensors import SoftResolver, added_positions
+from promptscout.soft_tensors import SoftResolver, added_positions, tensors_digest
 from promptscout.tasks import Example, Task
 
 
@@ -193,6 +200,9 @@ class LocalEvaluator(Evaluator):
         texts = [t for item in chunk for t in item.texts]
         n = len(chunk[0].texts)
         evaluated = [i % n < chunk[0].evaluated for i in range(len(texts))]
+        if first.soft and is_committee(self._soft_tensors(first)):
+            ids = [e.id for item in chunk for e in item.examples]
+            return self._committee_outputs(chunk, texts, ids, evaluated, progress)
         generation = self.task.kind == "generation"
         variants = prompt_variants(first, generation, self.max_new_tokens)
 
@@ -226,6 +236,38 @@ class LocalEvaluator(Evaluator):
             missing = sorted(set(missing) | set(also))
         per_prompt = [outputs[i * n : (i + 1) * n] for i in range(len(chunk))]
         scored = np.bincount(np.array(missing, dtype=np.int64) // n, minlength=len(chunk))
+        return per_prompt, [int(c) for c in scored]
+
+    def _committee_outputs(
+        self,
+        chunk: list[Rendered],
+        texts: list[str],
+        ids: list[str],
+        evaluated: list[bool],
+        progress: ProgressCallback | None,
+    ) -> tuple[list[list[Any]], list[int]]:
+        """:meth:`_model_outputs` of a committee of adapters: each member's label-word scores
+        (cached under the member's own digest, since what the committee outputs for a text
+        depends on which example it renders), pooled per example by
+        :func:`~promptscout.evaluation.committee_scoring.pool_committee`."""
+        first = chunk[0].prompt
+        members = committee_members(self._soft_tensors(first))
+        scores, missing = [], set()
+        for j, (adapter, _) in enumerate(members):
+            variant = label_variant(first.label_words, tensors_digest(adapter))
+
+            def compute(piece: list[str], adapter: Any = adapter) -> Sequence[Any]:
+                return list(self.model.score_labels_soft(piece, first.label_words, adapter))
+
+            # Progress counts examples: the first member's pass reports it.
+            shown = progress if j == 0 else None
+            outputs, computed = self._cached(texts, variant, compute, evaluated, shown)
+            scores.append(np.asarray(outputs, dtype=np.float64))
+            missing.update(computed)
+        pooled = pool_committee(scores, [held for _, held in members], ids)
+        n = len(chunk[0].texts)
+        per_prompt = [list(pooled[i * n : (i + 1) * n]) for i in range(len(chunk))]
+        scored = np.bincount(np.array(sorted(missing), dtype=np.int64) // n, minlength=len(chunk))
         return per_prompt, [int(c) for c in scored]
 
     def _cached(

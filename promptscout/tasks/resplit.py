@@ -16,6 +16,7 @@ from 0.8340 to 0.8110 on test; so it is an option, not a default.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from promptscout.tasks.types import Example, Task
 # Seeds the draw beside the split seed, so moving examples draws apart from anything else
 # seeded by it.
 _STREAM = 23
+_FOLD_STREAM = 29
 
 
 def grow_train(task: Task, size: int, seed: int) -> Task:
@@ -42,15 +44,8 @@ def grow_train(task: Task, size: int, seed: int) -> Task:
     if wanted <= 0:
         return task
     rng = np.random.default_rng([seed, _STREAM])
-    by_class: dict[str, list[Example]] = {}
-    for example in task.dev:
-        key = str(example.label) if task.kind == "classification" else ""
-        by_class.setdefault(key, []).append(example)
     # Each class's shuffled examples but one (the one it keeps in dev), taken in turn.
-    movable = [
-        [group[i] for i in rng.permutation(len(group))][:-1]
-        for _, group in sorted(by_class.items())
-    ]
+    movable = [group[:-1] for group in _shuffled_classes(task, rng)]
     pool = [g[i] for i in range(max(map(len, movable), default=0)) for g in movable if i < len(g)]
     if wanted > len(pool):
         raise PromptscoutError(
@@ -58,9 +53,33 @@ def grow_train(task: Task, size: int, seed: int) -> Task:
             f"{len(task.dev)} dev examples, and dev can give {len(pool)} while keeping one of "
             f"each class; use min_train = {len(task.train) + len(pool)} or less"
         )
-    moved = {e.id for e in pool[:wanted]}
+    return move_to_train(task, {e.id for e in pool[:wanted]})
+
+
+def move_to_train(task: Task, ids: Collection[str]) -> Task:
+    """``task`` with the dev examples ``ids`` moved to the end of train (ids kept)."""
     return dataclasses.replace(
         task,
-        train=(*task.train, *(e for e in task.dev if e.id in moved)),
-        dev=tuple(e for e in task.dev if e.id not in moved),
+        train=(*task.train, *(e for e in task.dev if e.id in ids)),
+        dev=tuple(e for e in task.dev if e.id not in ids),
     )
+
+
+def dev_folds(task: Task, folds: int, seed: int) -> list[tuple[str, ...]]:
+    """The dev examples' ids dealt into ``folds`` disjoint folds that keep the class mix: each
+    class's examples shuffled with ``seed``, the classes one after another, dealt in turn (so
+    fold sizes differ by one at most). Every dev example is in exactly one fold; a fold may be
+    empty when dev has fewer examples than folds."""
+    rng = np.random.default_rng([seed, _FOLD_STREAM])
+    dealt = [e for group in _shuffled_classes(task, rng) for e in group]
+    return [tuple(e.id for e in dealt[j::folds]) for j in range(folds)]
+
+
+def _shuffled_classes(task: Task, rng: np.random.Generator) -> list[list[Example]]:
+    """Dev's examples by class (sorted by label; one group for a generation task), each group
+    shuffled with ``rng``."""
+    by_class: dict[str, list[Example]] = {}
+    for example in task.dev:
+        key = str(example.label) if task.kind == "classification" else ""
+        by_class.setdefault(key, []).append(example)
+    return [[g[i] for i in rng.permutation(len(g))] for _, g in sorted(by_class.items())]

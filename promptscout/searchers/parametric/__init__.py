@@ -22,10 +22,12 @@ state is a checkpoint (parameters and AdamW's moments) after every round of epoc
 killed campaign resumes from its last round.
 
 With ``members`` of 2 or more the type builds a committee of adapters that differ only by their
-seeds, pooled as one candidate at the campaign's end (:mod:`.committee`).
+seeds, pooled as one candidate at the campaign's end (:mod:`.committee`); with ``cross_fit`` as
+well, a committee whose members also learn from the search examples outside their own fold,
+proposed as one prompt scored out of fold (:mod:`.cross_fit`).
 
-This package holds the options (:mod:`.config`), the searcher (:mod:`.searcher`), the committee
-(:mod:`.committee`) and the training (:mod:`.training`).
+This package holds the options (:mod:`.config`), the searcher (:mod:`.searcher`), the
+committees (:mod:`.committee`, :mod:`.cross_fit`) and the training (:mod:`.training`).
 """
 
 from __future__ import annotations

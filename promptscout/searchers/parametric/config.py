@@ -94,6 +94,15 @@ class PeftSearcherConfig(SearcherConfig):
         "example order) and early stopping; with 2 or more, the campaign's end pools their "
         "best proposals as one candidate (a committee: the mean of their class probabilities).",
     )
+    cross_fit: bool = option(
+        False,
+        help="With members of 2 or more: the search split is dealt into one class-balanced fold "
+        "per member, and each member also trains on the search examples outside its fold, "
+        "early-stopped together on the examples each held out. The committee is one prompt: a "
+        "search example is scored by the member that never trained on it, any other example by "
+        "every member (the mean of their class probabilities). Members share one pair of "
+        "demonstrations; not with nearest_demos.",
+    )
     encoder_hidden_size: int = option(128, help="The width of p_tuning's prompt encoder.")
     rank: int = option(8, help="LoRA's rank r.")
     alpha: float = option(16.0, help="LoRA's scale numerator: updates are scaled by alpha / r.")
@@ -134,6 +143,14 @@ class PeftSearcherConfig(SearcherConfig):
         if self.demos and self.nearest_demos:
             raise OptionError(
                 "nearest_demos", "is set with demos: show fixed or nearest demonstrations, not both"
+            )
+        if self.cross_fit and self.members < 2:
+            raise OptionError("cross_fit", "needs members = 2 or more (one per fold)")
+        if self.cross_fit and self.nearest_demos:
+            raise OptionError(
+                "cross_fit",
+                "is set with nearest_demos: a member would find neighbours among the search "
+                "examples it trains on, which scoring never shows; use demos",
             )
         if self.resample_demos and not self.demos:
             raise OptionError("resample_demos", "needs demos above 0 (it redraws them)")

@@ -15,6 +15,7 @@ from promptscout.prompts import Prompt
 from promptscout.searchers.base import SearchContext, Searcher
 from promptscout.searchers.parametric.committee import PeftCommittee
 from promptscout.searchers.parametric.config import CHOICE_EXAMPLES, PeftSearcherConfig
+from promptscout.searchers.parametric.cross_fit import CrossFitCommittee
 from promptscout.searchers.parts import balanced_demo_pool, balanced_draw
 from promptscout.searchers.trained import TrainedSearcher
 
@@ -43,7 +44,10 @@ class PeftSearcher(TrainedSearcher):
     @classmethod
     def create(cls, config: PeftSearcherConfig, context: SearchContext) -> Searcher:  # type: ignore[override]
         """One adapter, or with ``members`` of 2 or more a committee of adapters
-        (:class:`~promptscout.searchers.parametric.committee.PeftCommittee`)."""
+        (:class:`~promptscout.searchers.parametric.committee.PeftCommittee`), cross-fitted with
+        ``cross_fit`` (:class:`~promptscout.searchers.parametric.cross_fit.CrossFitCommittee`)."""
+        if config.cross_fit:
+            return CrossFitCommittee(config, context, member=cls)
         if config.members > 1:
             return PeftCommittee(config, context, member=cls)
         return cls(config, context)
@@ -62,7 +66,7 @@ class PeftSearcher(TrainedSearcher):
                     f"the peft searcher needs an in-process causal LM; model '{model.name}' is "
                     f"{getattr(model, 'kind', type(model).__name__)}"
                 )
-            self._choose_template()
+            self.choose_template()
             train = self.context.task.train
             self._trainer = AdapterTrainer(
                 model,
@@ -77,7 +81,7 @@ class PeftSearcher(TrainedSearcher):
                 self._checkpoint = None
         return self._trainer
 
-    def _choose_template(self) -> None:
+    def choose_template(self) -> None:
         """With ``templates``: keep the candidate ``template_choice`` prefers, as the untrained
         model judges it on up to ``CHOICE_EXAMPLES`` training examples. Fine-tuning from 32
         examples moves the model little, so where it starts matters (README, template choice):

@@ -1,0 +1,122 @@
+"""A cross-fitted committee of PEFT adapters (``members`` of 2 or more with ``cross_fit``): each
+member learns from the training examples and from the search examples outside its own fold.
+
+Few-shot sets split their labels evenly (LM-BFF's 16-shot sets: 16 per class in train, 16 in
+dev), and an adapter trained on 32 examples is short of labels: LoRA's committee on MR trained
+on 54 examples scored 0.8550 on test against 0.8317 on 32 (split seeds 13 and 87,
+``benchmarks/peft_methods.py --min-train 54``). Moving dev into train (``[task] min_train``)
+takes those labels from everyone's search split; cross-fitting takes them for the adapters only.
+The search split is dealt into one class-balanced fold per member
+(:func:`promptscout.tasks.resplit.dev_folds`); member ``j`` trains on train plus every fold but
+``j``. The members train in lockstep, and the committee is proposed after each round as one
+prompt whose bundle names what each member held out (:mod:`promptscout.adapter_committee`): an
+evaluator scores a search example with the member that never trained on it, any other example
+with all of them (:mod:`promptscout.evaluation.committee_scoring`). Its search-split score is
+therefore out of fold, and early stopping (on its cross-entropy, as for any trained searcher)
+picks the round whose members generalise best to the examples each held out: k-fold
+cross-validation of the number of epochs, whose k fold models are then the committee.
+
+The members share one pair of demonstrations, drawn from the training examples as a single
+adapter's are (a prompt shows one pair); they differ by their seeds and by their folds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from promptscout.adapter_committee import committee_bundle
+from promptscout.prompts import Prompt
+from promptscout.searchers.base import Curve, SearchContext, Searcher
+from promptscout.searchers.parametric.committee import member_seed
+from promptscout.searchers.parametric.config import PeftSearcherConfig
+from promptscout.searchers.parts import balanced_demo_pool
+from promptscout.searchers.trained import TrainedSearcher
+from promptscout.tasks.resplit import dev_folds, move_to_train
+
+
+class CrossFitCommittee(TrainedSearcher):
+    """``members`` PEFT adapters, each trained on train plus the search examples outside its
+    fold, proposed together as one prompt (see the module docstring); what the ``peft`` type
+    builds with ``cross_fit``."""
+
+    type_name = "peft"
+    config_class = PeftSearcherConfig
+    config: PeftSearcherConfig
+    state_version = 1
+
+    def __init__(
+        self, config: PeftSearcherConfig, context: SearchContext, member: type[Searcher]
+    ) -> None:
+        """``member``: the one-adapter searcher class (:class:`PeftSearcher`) each member is."""
+        super().__init__(config, context)
+        task = context.task
+        self.folds = dev_folds(task, config.members, context.seed)
+        self.single = dataclasses.replace(config, members=1, cross_fit=False)
+        self.member_class = member
+        demos = tuple(balanced_demo_pool(context, config.demos))
+        self.members: list[Any] = []
+        for j, fold in enumerate(self.folds):
+            learned = {e.id for e in task.dev if e.id not in set(fold)}
+            grown = dataclasses.replace(
+                context, task=move_to_train(task, learned), seed=member_seed(context.seed, j)
+            )
+            searcher = member(self.single, grown)
+            searcher.base = dataclasses.replace(searcher.base, demos=demos)
+            self.members.append(searcher)
+        self.base = self.members[0].base
+
+    def check(self) -> None:
+        """Choose the template (with ``templates``) on the campaign's training examples, as a
+        single adapter would, then build every member's trainer."""
+        first = self.members[0]
+        if not first.template_chosen:
+            chooser = self.member_class(self.single, self.context)
+            chooser.base = dataclasses.replace(chooser.base, demos=first.base.demos)
+            chooser.choose_template()
+            for member in self.members:
+                member.base = dataclasses.replace(member.base, template=chooser.base.template)
+                member.template_chosen = True
+        self.base = first.base
+        for member in self.members:
+            member.check()
+
+    def ask(self, n: int) -> list[Prompt]:
+        if self._exhausted or n < 1:
+            return []
+        adapters, losses, numbers = [], [], 0
+        for member in self.members:
+            (proposal,) = member.ask(1)
+            adapters.append(member.soft_tensors(proposal.soft))
+            member.asked.clear()  # told through the committee, never on its own
+            losses.append(member.losses[-1])
+            numbers += proposal.metadata["trained_numbers"]
+        self.epoch = self.members[0].epoch
+        self.losses.append(float(np.mean(losses)))
+        metadata = {
+            "epoch": self.epoch,
+            "method": self.config.method,
+            "trained_numbers": numbers,
+            "train_loss": round(self.losses[-1], 6),
+            "cross_fit": len(self.members),
+        }
+        return [self._offer(committee_bundle(adapters, self.folds), metadata)]
+
+    def curves(self) -> list[Curve]:
+        return [
+            dataclasses.replace(curve, title=f"{self.name} member {j}: training loss per epoch")
+            for j, member in enumerate(self.members)
+            for curve in member.curves()
+        ]
+
+    def save(self) -> dict[str, Any]:
+        return {"members": [member.save() for member in self.members], **self.progress()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.restore_progress(state)
+        for member, saved in zip(self.members, state["members"], strict=True):
+            member.restore(saved)
+        self.base = self.members[0].base
+        self._offered = {}

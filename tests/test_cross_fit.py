@@ -1,0 +1,134 @@
+"""The cross-fitted LoRA committee (``members`` with ``cross_fit``) on the tiny causal LM: each
+member learns from the search examples outside its fold, the committee is one prompt scored
+out of fold, it resumes exactly, and a campaign ranks, exports and re-reads it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from campaign_fixtures import evaluates_as_ranked, run_campaign
+from test_peft import PEFT, dev_evaluator, searcher_on, train_to_the_end
+
+from promptscout.adapter_committee import (
+    committee_bundle,
+    committee_members,
+    is_committee,
+    read_folder,
+    write_folder,
+)
+from promptscout.config import load_config
+from promptscout.errors import PromptscoutError
+from promptscout.evaluation.scoring import render_texts
+from promptscout.leaderboard import build_leaderboard
+from promptscout.soft_tensors import tensors_digest
+from promptscout.store import Store
+
+OPTIONS = {"learning_rate": 0.05, "demos": 2, "members": 2, "cross_fit": True}
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    return x - np.logaddexp.reduce(x, axis=1, keepdims=True)
+
+
+def test_each_member_trains_on_train_and_the_other_folds_with_the_shared_demonstrations(
+    tiny_causal,
+):
+    searcher = searcher_on(tiny_causal, "lora", **{**OPTIONS, "members": 3})
+    task = searcher.context.task
+    folds = searcher.folds
+    assert sorted(i for fold in folds for i in fold) == sorted(e.id for e in task.dev)
+    single = searcher_on(tiny_causal, "lora", learning_rate=0.05, demos=2)
+    for member, fold in zip(searcher.members, folds, strict=True):
+        trained = [e.id for e in member.context.task.train]
+        assert trained[: len(task.train)] == [e.id for e in task.train]
+        assert set(trained[len(task.train) :]) == {e.id for e in task.dev} - set(fold)
+        assert member.base.demos == single.base.demos  # one pair, from the training examples
+    (proposal,) = searcher.propose(1)
+    bundle = searcher.soft_tensors(proposal.soft)
+    assert is_committee(bundle) and proposal.demos == single.base.demos
+    assert [held for _, held in committee_members(bundle)] == folds
+    assert proposal.metadata["cross_fit"] == 3 and proposal.metadata["epoch"] == 1
+
+
+def test_a_search_example_is_scored_by_the_member_that_held_it_out_others_by_all(tiny_causal):
+    searcher, bundles = searcher_on(tiny_causal, "lora", **OPTIONS), {}
+    evaluator = dev_evaluator(tiny_causal, searcher, bundles)
+    ((prompt, dev),) = train_to_the_end(searcher, evaluator, bundles, rounds=1)
+    task = searcher.context.task
+    members = committee_members(bundles[prompt.soft])
+    (test,) = evaluator.evaluate([prompt], "test", [e.id for e in task.test[:6]])
+    for evaluation in (dev, test):
+        examples = [task.example(i) for i in evaluation.example_ids]
+        texts = render_texts(task, prompt, examples)
+        each = [
+            log_softmax(tiny_causal.score_labels_soft(texts, prompt.label_words, adapter))
+            for adapter, _ in members
+        ]
+        assert np.abs(each[0] - each[1]).max() > 1e-4  # the members differ
+        for row, example in enumerate(examples):
+            held = [j for j, (_, ids) in enumerate(members) if example.id in ids]
+            scorers = held or [0, 1]
+            expected = np.log(np.mean([np.exp(each[j][row]) for j in scorers], axis=0))
+            np.testing.assert_allclose(evaluation.outputs[row], expected, atol=1e-5)
+        kinds = [len([j for j, (_, ids) in enumerate(members) if e.id in ids]) for e in examples]
+        assert set(kinds) == ({1} if evaluation is dev else {0})
+
+
+def test_a_resumed_cross_fitted_committee_trains_exactly_like_an_uninterrupted_one(tiny_causal):
+    options = {**OPTIONS, "patience": 2, "max_epochs": 3}
+    straight, bundles = searcher_on(tiny_causal, "lora", **options), {}
+    evaluator = dev_evaluator(tiny_causal, straight, bundles)
+    train_to_the_end(straight, evaluator, bundles, rounds=1)
+    saved = json.loads(json.dumps(straight.state()))  # what the store keeps after the round
+    resumed = searcher_on(tiny_causal, "lora", **options)
+    resumed.load_state(saved)
+    rest = [p.soft for p, _ in train_to_the_end(straight, evaluator, bundles)]
+    assert rest and [p.soft for p, _ in train_to_the_end(resumed, evaluator, bundles)] == rest
+    assert resumed.best == straight.best and straight.exhausted
+
+
+def test_committee_bundles_are_checked_and_round_trip_through_a_folder(tiny_causal, tmp_path):
+    searcher = searcher_on(tiny_causal, "lora", **OPTIONS)
+    (proposal,) = searcher.propose(1)
+    bundle = searcher.soft_tensors(proposal.soft)
+    back = read_folder(write_folder(bundle, tmp_path / "committee"))
+    assert tensors_digest(back) == proposal.soft
+    assert (tmp_path / "committee" / "member-1" / "adapter_model.safetensors").exists()
+    members = committee_members(bundle)
+    adapters = [m for m, _ in members]
+    with pytest.raises(PromptscoutError, match="2 or more"):
+        committee_bundle(adapters[:1], [()])
+    broken = dict(bundle)
+    broken["member1/held_out"] = np.frombuffer(b"[1, 2]", dtype=np.uint8)
+    with pytest.raises(PromptscoutError, match="member 1: its held_out"):
+        committee_members(broken)
+    with pytest.raises(PromptscoutError, match="members 0..n-1"):
+        committee_members({k: v for k, v in bundle.items() if not k.startswith("member0/")})
+
+
+def test_a_campaign_ranks_the_committee_as_one_prompt_exports_and_evaluates_it(
+    write_campaign, tmp_path, capsys
+):
+    extra = PEFT.replace("patience = 2\nmax_epochs = 3", "patience = 1\nmax_epochs = 2")
+    extra += "members = 2\ncross_fit = true\n"
+    config = load_config(write_campaign("cross_fit.toml", budget=2000, extra=extra))
+    config.searchers = [s for s in config.searchers if s.type == "peft"]
+    config.store = str(tmp_path / "cross_fit.db")
+    run_campaign(config)
+    with Store(config.store_path, readonly=True) as store:
+        board = build_leaderboard(store)
+        pick = board[0]
+        assert pick.kind == "prompt" and pick.prompt.metadata["cross_fit"] == 2
+        assert pick.test is not None
+        assert not store.meta.ensembles or all(
+            "committee" not in r for r in store.meta.ensembles
+        )  # the committee is the prompt itself, no pooled row
+        # Its search-split evaluation covers every search example.
+        dev = store.find_evaluation(pick.prompt.key, "dev", store.meta.search_examples)
+        assert dev is not None and dev.ok
+    payload = json.loads(config.export_path.read_text())
+    folder = config.export_path.parent / payload["adapters"]["folders"][pick.prompt.soft]
+    assert (folder / "committee.json").exists() and (folder / "member-0").is_dir()
+    evaluates_as_ranked(config.export_path, payload, pick, capsys)
