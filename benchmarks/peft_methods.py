@@ -11,7 +11,9 @@ best proposals is scored, as a campaign pools them, and each member on its own t
 Every method uses the template ``Review: {text}\\nSentiment:`` with negative/positive, or
 ``--template`` (e.g. the default campaign's generic ``Text: {text}\\nLabel:``). With
 ``--min-train N`` dev examples move into train until it has N (the ``[task]`` table's
-``min_train``; the methods then early-stop on the rest of dev). The
+``min_train``; the methods then early-stop on the rest of dev). ``--per-round`` also scores
+every proposal on the test examples, a diagnostic of early stopping (``rounds`` in the JSON;
+nothing is chosen by it). The
 hand-written baseline is the best of three zero-shot templates by dev
 (``benchmarks/searcher_options.py``), scored on the same test examples.
 
@@ -22,7 +24,7 @@ split). Run:
     .venv/bin/python benchmarks/peft_methods.py [--tasks sst-2,mr] [--seeds 13,42,87]
         [--methods prompt_tuning,prefix_tuning,p_tuning,lora,soft] [--epochs 12]
         [--test-size 600] [--template "Review: {text}\\nSentiment:"] [--min-train 54]
-        [--out benchmarks/results/peft-methods]
+        [--per-round] [--out benchmarks/results/peft-methods]
 
 A method may carry option overrides: ``--methods "lora@learning_rate=0.001@patience=5"``.
 
@@ -94,6 +96,7 @@ def run_one(task_name: str, seed: int, method: str, args: argparse.Namespace) ->
     kind, options = searcher_options(method, args.epochs, args.template)
     searcher = create_searcher(kind, options, context)
     train_seconds, proposals, by_key, start = 0.0, {}, {}, time.time()
+    ids, rounds = test_ids(task, args.test_size), []
     while not searcher.exhausted:
         tick = time.time()
         prompts = searcher.propose(1)
@@ -106,11 +109,21 @@ def run_one(task_name: str, seed: int, method: str, args: argparse.Namespace) ->
             by_key[prompt.key] = prompt
         evaluations = evaluator.evaluate(prompts, "dev")
         searcher.tell([context.outcome(p, e) for p, e in zip(prompts, evaluations, strict=True)])
+        if args.per_round:  # a diagnostic of early stopping: test never chooses anything
+            tests = evaluator.evaluate(prompts, "test", ids)
+            for prompt, dev_eval, test_eval in zip(prompts, evaluations, tests, strict=True):
+                rounds.append(
+                    {
+                        "epoch": prompt.metadata["epoch"],
+                        "member": prompt.metadata.get("member"),
+                        "dev": dev_eval.objectives,
+                        "test": test_eval.objectives,
+                    }
+                )
     # A committee (members = k) pools its members' best proposals; one adapter, or a
     # cross-fitted committee (one prompt), is its own best proposal.
     pooled = bool(searcher.committee())
     members = searcher.members if pooled else [searcher]
-    ids = test_ids(task, args.test_size)
     if pooled:
         best: Any = Ensemble("average", tuple(by_key[k] for k in searcher.committee()))
         dev = pooled_evaluation(task, objectives, best, evaluator.evaluate(best.members, "dev"))
@@ -138,6 +151,7 @@ def run_one(task_name: str, seed: int, method: str, args: argparse.Namespace) ->
         "dev_accuracy": dev.objectives["accuracy"],
         "test_accuracy": test.objectives["accuracy"],
         **({"member_test_accuracy": member_tests} if member_tests else {}),
+        **({"rounds": rounds} if rounds else {}),
         "test_examples": len(ids),
         "trained_numbers": numbers,
         "load": [round(x, 2) for x in os.getloadavg()],
@@ -217,6 +231,12 @@ def main(argv: list[str] | None = None) -> None:
         help="move dev examples into train until it has this many (give it its own --out)",
     )
     parser.add_argument(
+        "--per-round",
+        action="store_true",
+        help="also score every proposal on the test examples (how early stopping chose; give "
+        "it its own --out)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=OUT, help="the folder of per-run JSON (one per test size)"
     )
     parser.add_argument(
@@ -241,6 +261,7 @@ def main(argv: list[str] | None = None) -> None:
                     child = [sys.executable, __file__, "--one", task, str(seed), method]
                     child += ["--epochs", str(args.epochs), "--test-size", str(args.test_size)]
                     child += ["--template", args.template, "--min-train", str(args.min_train)]
+                    child += ["--per-round"] if args.per_round else []
                     done = subprocess.run(child, capture_output=True, text=True, check=False)
                     if done.returncode != 0:
                         print(done.stderr[-3000:], file=sys.stderr)

@@ -13,7 +13,8 @@ import itertools
 import numpy as np
 import pytest
 
-from promptscout.adapters import adapter_bundle
+from promptscout.adapter_committee import committee_bundle
+from promptscout.adapters import adapter_bundle, adapter_config, adapter_weights
 from promptscout.builders import ray_evaluator
 from promptscout.campaign import Campaign
 from promptscout.config import load_config
@@ -44,6 +45,12 @@ LORA = adapter_bundle(
         f"{_LORA}.lora_B.weight": np.random.default_rng(2).normal(0, 0.5, (32, 2)),
     },
 )
+# A committee of two such adapters (:mod:`promptscout.adapter_committee`): test-0 and test-3 are
+# scored by the first alone, test-1 by the second, the rest by both, wherever their chunk runs.
+COMMITTEE = committee_bundle(
+    [LORA, adapter_bundle(adapter_config(LORA), {k: -v for k, v in adapter_weights(LORA).items()})],
+    [("test-0", "test-3"), ("test-1",)],
+)
 PROMPTS = [
     Prompt("Review: {text}\nSentiment:", ("bad", "good")),
     Prompt("{text} It was", ("bad", "good"), instruction="Classify the review."),
@@ -52,6 +59,7 @@ PROMPTS = [
     Prompt("{missing} x", ("bad", "good")),  # cannot render: fails alone, on the driver
     Prompt("Review: {text}\nSentiment:", ("bad", "good"), soft=tensors_digest(SOFT)),
     Prompt("{text} It was", ("bad", "good"), soft=tensors_digest(LORA)),
+    Prompt("{text} It was", ("bad", "good"), soft=tensors_digest(COMMITTEE)),
 ]
 
 
@@ -97,7 +105,7 @@ def same(ours, theirs):
 def test_ray_scores_like_local_uses_the_cache_and_survives_a_killed_actor(
     ray_session, tiny_causal_dir, tiny_causal, task, tmp_path
 ):
-    resolver = {tensors_digest(SOFT): SOFT, tensors_digest(LORA): LORA}.get
+    resolver = {tensors_digest(b): b for b in (SOFT, LORA, COMMITTEE)}.get
     local = LocalEvaluator(tiny_causal, task, OBJECTIVES, soft_resolver=resolver)
     local = list(local.iter_evaluate(PROMPTS, "test"))
     with Store(tmp_path / "cache.db") as store:
@@ -119,10 +127,10 @@ def test_ray_scores_like_local_uses_the_cache_and_survives_a_killed_actor(
             ours = [first, second, *rest]
             # Yielded in the local evaluator's order; everything equal but time and tokens.
             same(ours, local)
-            assert sum(seen) == 6 * 16
+            assert sum(seen) == 7 * 16
             # Every computed output went to the store's cache: scoring again reads nothing.
             again = list(evaluator.iter_evaluate(PROMPTS[:4] + PROMPTS[5:], "test"))
-            assert [e.examples for e in again] == [0] * 6
+            assert [e.examples for e in again] == [0] * 7
             same(again, [dataclasses.replace(e, examples=0) for e in local[1:]])
             # A soft prompt whose tensors nobody has fails alone, with the local message.
             unknown = Prompt("{text}", ("bad", "good"), soft="ab" * 16)

@@ -13,7 +13,7 @@ from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
 from promptscout.evaluation.cache import (
     EMBED_VARIANT,
     ScoreCache,
-    label_variant,
+    committee_variants,
     prompt_variants,
 )
 from promptscout.evaluation.committee_scoring import pool_committee
@@ -28,7 +28,7 @@ from promptscout.evaluation.scoring import (
 from promptscout.model import LanguageModel
 from promptscout.objectives import Objective
 from promptscout.prompts import Prompt
-from promptscout.soft_tensors import SoftResolver, added_positions, tensors_digest
+from promptscout.soft_tensors import SoftResolver, added_positions
 from promptscout.tasks import Example, Task
 
 
@@ -247,14 +247,14 @@ class LocalEvaluator(Evaluator):
         progress: ProgressCallback | None,
     ) -> tuple[list[list[Any]], list[int]]:
         """:meth:`_model_outputs` of a committee of adapters: each member's label-word scores
-        (cached under the member's own digest, since what the committee outputs for a text
-        depends on which example it renders), pooled per example by
-        :func:`~promptscout.evaluation.committee_scoring.pool_committee`."""
+        (cached as :func:`~promptscout.evaluation.cache.committee_variants` says), pooled per
+        example by :func:`~promptscout.evaluation.committee_scoring.pool_committee`."""
         first = chunk[0].prompt
-        members = committee_members(self._soft_tensors(first))
+        bundle = self._soft_tensors(first)
+        members = committee_members(bundle)
+        variants = committee_variants(first.label_words, bundle)
         scores, missing = [], set()
-        for j, (adapter, _) in enumerate(members):
-            variant = label_variant(first.label_words, tensors_digest(adapter))
+        for j, ((adapter, _), variant) in enumerate(zip(members, variants, strict=True)):
 
             def compute(piece: list[str], adapter: Any = adapter) -> Sequence[Any]:
                 return list(self.model.score_labels_soft(piece, first.label_words, adapter))

@@ -22,9 +22,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from promptscout.adapter_committee import is_committee
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
-from promptscout.evaluation.cache import ScoreCache, prompt_variants
+from promptscout.evaluation.cache import ScoreCache, committee_variants, prompt_variants
 from promptscout.evaluation.ray_cluster import check_resources, connect_ray, reason, watch_head
 from promptscout.evaluation.ray_pool import ActorPool
 from promptscout.evaluation.ray_worker import ScoringWorker, plain_example, task_header
@@ -281,14 +282,17 @@ class RayEvaluator(Evaluator):
         """A unit as plain data, with the score-cache entries of its texts as of now."""
         first = unit.prompts[0]
         generation = self.task.kind == "generation"
-        variants = prompt_variants(first, generation, self.max_new_tokens)
+        # Soft prompts' tensors travel as NumPy; one the driver cannot resolve fails on the
+        # worker with the local evaluator's message.
+        tensors = self.soft_resolver(first.soft) if first.soft and self.soft_resolver else None
+        if tensors is not None and is_committee(tensors):
+            variants = committee_variants(first.label_words, tensors)
+        else:
+            variants = prompt_variants(first, generation, self.max_new_tokens)
         known: dict[str, Any] = {}
         for variant in variants if self.cache else ():
             known.update(self.cache.entries(self._fingerprint, variant, unit.texts))  # type: ignore[union-attr]
         demo_ids = dict.fromkeys(d for p in unit.prompts for d in p.demos)
-        # Soft prompts' tensors travel as NumPy; one the driver cannot resolve fails on the
-        # worker with the local evaluator's message.
-        tensors = self.soft_resolver(first.soft) if first.soft and self.soft_resolver else None
         return {
             "split": split,
             "prompts": [p.to_dict() for p in unit.prompts],
