@@ -9,7 +9,13 @@ import json
 import numpy as np
 import pytest
 from campaign_fixtures import evaluates_as_ranked, run_campaign
-from test_peft import PEFT, dev_evaluator, searcher_on, train_to_the_end
+from test_peft import (
+    PEFT,
+    dev_evaluator,
+    searcher_on,
+    straight_and_resumed,
+    train_to_the_end,
+)
 
 from promptscout.adapter_committee import (
     committee_bundle,
@@ -78,12 +84,7 @@ def test_a_search_example_is_scored_by_the_member_that_held_it_out_others_by_all
 
 def test_a_resumed_cross_fitted_committee_trains_exactly_like_an_uninterrupted_one(tiny_causal):
     options = {**OPTIONS, "patience": 2, "max_epochs": 3}
-    straight, bundles = searcher_on(tiny_causal, "lora", **options), {}
-    evaluator = dev_evaluator(tiny_causal, straight, bundles)
-    train_to_the_end(straight, evaluator, bundles, rounds=1)
-    saved = json.loads(json.dumps(straight.state()))  # what the store keeps after the round
-    resumed = searcher_on(tiny_causal, "lora", **options)
-    resumed.load_state(saved)
+    straight, resumed, evaluator, bundles = straight_and_resumed(tiny_causal, options)
     rest = [p.soft for p, _ in train_to_the_end(straight, evaluator, bundles)]
     assert rest and [p.soft for p, _ in train_to_the_end(resumed, evaluator, bundles)] == rest
     assert resumed.best == straight.best and straight.exhausted

@@ -405,14 +405,20 @@ def test_members_train_side_by_side_with_their_own_demonstrations_and_form_a_com
     assert searcher.committee() == [p.key for p, _ in best]
 
 
+def straight_and_resumed(model, options):
+    """A LoRA searcher after one round, another restored from its state as the store keeps it
+    after that round, the dev evaluator and the bundles proposed so far."""
+    straight, bundles = searcher_on(model, "lora", **options), {}
+    evaluator = dev_evaluator(model, straight, bundles)
+    train_to_the_end(straight, evaluator, bundles, rounds=1)
+    resumed = searcher_on(model, "lora", **options)
+    resumed.load_state(json.loads(json.dumps(straight.state())))
+    return straight, resumed, evaluator, bundles
+
+
 def test_a_resumed_committee_trains_exactly_like_an_uninterrupted_one(tiny_causal):
     options = {"learning_rate": 0.05, "demos": 2, "patience": 2, "max_epochs": 3, "members": 2}
-    straight, bundles = searcher_on(tiny_causal, "lora", **options), {}
-    evaluator = dev_evaluator(tiny_causal, straight, bundles)
-    train_to_the_end(straight, evaluator, bundles, rounds=1)
-    saved = json.loads(json.dumps(straight.state()))  # what the store keeps after the round
-    resumed = searcher_on(tiny_causal, "lora", **options)
-    resumed.load_state(saved)
+    straight, resumed, evaluator, bundles = straight_and_resumed(tiny_causal, options)
     assert resumed.committee() == straight.committee() and len(straight.committee()) == 2
     rest = [p.soft for p, _ in train_to_the_end(straight, evaluator, bundles)]
     assert [p.soft for p, _ in train_to_the_end(resumed, evaluator, bundles)] == rest

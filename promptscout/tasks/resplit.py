@@ -1,4 +1,5 @@
-"""Moving dev examples into train (the ``[task]`` table's ``min_train``).
+"""Moving dev examples into train (the ``[task]`` table's ``min_train``), and dealing dev into
+folds.
 
 Few-shot sets split their labelled examples evenly: LM-BFF's 16-shot sets have 16 per class in
 train and 16 in dev. A method that trains numbers on the training labels (LoRA) learns from
@@ -11,6 +12,10 @@ against 0.8317 trained on 32 and early-stopped on 32 (``benchmarks/peft_methods.
 default campaign's split at seed 42, MR's 10 search examples tied a dozen candidates at 1.0,
 early stopping on them kept an adapter's seventh epoch (train loss 0.007), and the pick fell
 from 0.8340 to 0.8110 on test; so it is an option, not a default.
+
+:func:`dev_folds` deals dev into class-balanced folds instead, for the ``peft`` searcher's
+cross-fitted committee (:mod:`promptscout.searchers.parametric.cross_fit`): each member moves
+every fold but its own into its training examples, and everyone's search split stays whole.
 """
 
 from __future__ import annotations

@@ -37,6 +37,15 @@ def member_seed(seed: int, member: int) -> int:
     return int(np.random.SeedSequence([seed, member]).generate_state(1)[0])
 
 
+def member_curves(name: str, members: Sequence[Searcher]) -> list[Curve]:
+    """Every member's training curves, titled by the committee's name and the member."""
+    return [
+        dataclasses.replace(curve, title=f"{name} member {j}: training loss per epoch")
+        for j, member in enumerate(members)
+        for curve in member.curves()
+    ]
+
+
 class PeftCommittee(Searcher):
     """``members`` PEFT adapters trained side by side (see the module docstring); what the
     ``peft`` type builds when ``members`` is 2 or more."""
@@ -105,11 +114,7 @@ class PeftCommittee(Searcher):
         ]
 
     def curves(self) -> list[Curve]:
-        return [
-            dataclasses.replace(curve, title=f"{self.name} member {j}: training loss per epoch")
-            for j, member in enumerate(self.members)
-            for curve in member.curves()
-        ]
+        return member_curves(self.name, self.members)
 
     def save(self) -> dict[str, Any]:
         return {"members": [member.save() for member in self.members]}

@@ -30,7 +30,7 @@ import numpy as np
 from promptscout.adapter_committee import committee_bundle
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import Curve, SearchContext, Searcher
-from promptscout.searchers.parametric.committee import member_seed
+from promptscout.searchers.parametric.committee import member_curves, member_seed
 from promptscout.searchers.parametric.config import PeftSearcherConfig
 from promptscout.searchers.parts import balanced_demo_pool
 from promptscout.searchers.trained import TrainedSearcher
@@ -105,11 +105,7 @@ class CrossFitCommittee(TrainedSearcher):
         return [self._offer(committee_bundle(adapters, self.folds), metadata)]
 
     def curves(self) -> list[Curve]:
-        return [
-            dataclasses.replace(curve, title=f"{self.name} member {j}: training loss per epoch")
-            for j, member in enumerate(self.members)
-            for curve in member.curves()
-        ]
+        return member_curves(self.name, self.members)
 
     def save(self) -> dict[str, Any]:
         return {"members": [member.save() for member in self.members], **self.progress()}
