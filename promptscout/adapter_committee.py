@@ -7,24 +7,28 @@ it held out; an evaluator scores an example with the members that held it out, a
 example (held-out data, training examples) with all of them, their class probabilities averaged
 (:mod:`promptscout.evaluation.committee_scoring`).
 
+Each member shows its own demonstrations (an adapter is trained with the pair it is scored
+with), so an evaluator renders each member's texts with that member's pair.
+
 The bundle holds, for member ``j`` (from 0):
 
 - ``"member<j>/adapter_config"`` and ``"member<j>/adapter.<key>"``: the member's adapter
   bundle (:mod:`promptscout.adapters`) under the member's prefix;
-- ``"member<j>/held_out"``: the ids of the examples it never trained on, as the uint8 bytes of
-  their JSON list, so that the digest covers them.
+- ``"member<j>/held_out"`` and ``"member<j>/demos"``: the ids of the examples it never trained
+  on and of its demonstrations, each as the uint8 bytes of their JSON list, so that the digest
+  covers them.
 
 :func:`write_folder` writes it as one PEFT adapter folder per member (``member-<j>``) and a
-``committee.json`` naming what each held out; :func:`read_folder` reads it back.
+``committee.json`` naming what each held out and showed; :func:`read_folder` reads it back.
 
 Example:
     >>> import numpy as np
     >>> from promptscout.adapters import adapter_bundle
     >>> one = adapter_bundle({"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 2},
     ...                      {"prompt_embeddings": np.zeros((2, 4), np.float32)})
-    >>> bundle = committee_bundle([one, one], [["dev-0"], ["dev-1"]])
-    >>> is_committee(bundle), [held for _, held in committee_members(bundle)]
-    (True, [('dev-0',), ('dev-1',)])
+    >>> bundle = committee_bundle([one, one], [["dev-0"], ["dev-1"]], [["train-0"], []])
+    >>> is_committee(bundle), [(m.held_out, m.demos) for m in committee_members(bundle)]
+    (True, [(('dev-0',), ('train-0',)), (('dev-1',), ())])
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +47,18 @@ from promptscout.adapters import write_folder as write_adapter_folder
 from promptscout.errors import PromptscoutError
 
 HELD_OUT = "held_out"
+DEMOS = "demos"
 COMMITTEE_FILE = "committee.json"
 _KEY = re.compile(r"member(\d+)/(.+)")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member of a committee: its adapter bundle, the examples it held out, its demos."""
+
+    adapter: dict[str, np.ndarray]
+    held_out: tuple[str, ...]
+    demos: tuple[str, ...]
 
 
 def member_prefix(j: int) -> str:
@@ -56,26 +71,45 @@ def is_committee(bundle: Mapping[str, np.ndarray]) -> bool:
 
 
 def committee_bundle(
-    members: Sequence[Mapping[str, np.ndarray]], held_out: Sequence[Sequence[str]]
+    members: Sequence[Mapping[str, np.ndarray]],
+    held_out: Sequence[Sequence[str]],
+    demos: Sequence[Sequence[str]],
 ) -> dict[str, np.ndarray]:
-    """The bundle of adapter bundles ``members``, member ``j`` having held out ``held_out[j]``."""
-    if len(members) != len(held_out) or len(members) < 2:
-        raise PromptscoutError("a committee bundle needs 2 or more members, each with held_out")
+    """The bundle of adapter bundles ``members``, member ``j`` having held out ``held_out[j]``
+    and shown ``demos[j]``."""
+    if not len(members) == len(held_out) == len(demos) or len(members) < 2:
+        raise PromptscoutError(
+            "a committee bundle needs 2 or more members, each with held_out and demos"
+        )
     bundle: dict[str, np.ndarray] = {}
-    for j, (member, held) in enumerate(zip(members, held_out, strict=True)):
+    for j, member in enumerate(members):
         prefix = member_prefix(j)
         bundle.update({prefix + k: v for k, v in check_adapter(member).items()})
-        data = json.dumps([str(i) for i in held]).encode("utf-8")
-        bundle[prefix + HELD_OUT] = np.frombuffer(data, dtype=np.uint8).copy()
+        bundle[prefix + HELD_OUT] = _ids_bytes(held_out[j])
+        bundle[prefix + DEMOS] = _ids_bytes(demos[j])
     return bundle
 
 
-def committee_members(bundle: Mapping[str, np.ndarray]) -> list[tuple[dict, tuple[str, ...]]]:
-    """Each member's validated adapter bundle and the ids it held out, in member order.
+def _ids_bytes(ids: Sequence[str]) -> np.ndarray:
+    return np.frombuffer(json.dumps([str(i) for i in ids]).encode("utf-8"), dtype=np.uint8).copy()
+
+
+def _ids(raw: np.ndarray | None, j: int, name: str) -> tuple[str, ...]:
+    try:
+        ids = json.loads(np.asarray(raw, dtype=np.uint8).tobytes().decode("utf-8"))
+    except (TypeError, UnicodeDecodeError, ValueError):
+        ids = None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise PromptscoutError(f"committee member {j}: its {name} is not a list of ids")
+    return tuple(ids)
+
+
+def committee_members(bundle: Mapping[str, np.ndarray]) -> list[Member]:
+    """Each member's validated adapter bundle, held-out ids and demonstrations, in order.
 
     Raises:
         PromptscoutError: a key is not a member's, members are missing or fewer than 2, a
-            member's adapter is malformed, or its held-out ids are not a JSON list of strings.
+            member's adapter is malformed, or its ids are not a JSON list of strings.
     """
     parts: dict[int, dict[str, np.ndarray]] = {}
     for key, value in bundle.items():
@@ -88,21 +122,18 @@ def committee_members(bundle: Mapping[str, np.ndarray]) -> list[tuple[dict, tupl
     out = []
     for j in range(len(parts)):
         member = dict(parts[j])
-        raw = member.pop(HELD_OUT, None)
-        try:
-            held = json.loads(np.asarray(raw, dtype=np.uint8).tobytes().decode("utf-8"))
-        except (TypeError, UnicodeDecodeError, ValueError):
-            held = None
-        if not isinstance(held, list) or not all(isinstance(i, str) for i in held):
-            raise PromptscoutError(f"committee member {j}: its held_out is not a list of ids")
-        out.append((check_adapter(member), tuple(held)))
+        held = _ids(member.pop(HELD_OUT, None), j, HELD_OUT)
+        demos = _ids(member.pop(DEMOS, None), j, DEMOS)
+        out.append(Member(check_adapter(member), held, demos))
     return out
 
 
 def check_committee(bundle: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """A validated copy of a committee bundle (see :func:`committee_members`)."""
     members = committee_members(bundle)
-    return committee_bundle([m for m, _ in members], [held for _, held in members])
+    return committee_bundle(
+        [m.adapter for m in members], [m.held_out for m in members], [m.demos for m in members]
+    )
 
 
 # -- folders --------------------------------------------------------------------------------
@@ -110,17 +141,19 @@ def check_committee(bundle: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def write_folder(bundle: Mapping[str, np.ndarray], folder: str | Path) -> Path:
     """Write a committee as ``member-<j>`` PEFT adapter folders and ``committee.json`` (each
-    member's folder and held-out ids, and how the committee scores); returns the folder."""
+    member's folder, held-out ids and demonstrations, and how the committee scores); returns
+    the folder."""
     folder = Path(folder)
-    members = committee_members(bundle)
     listing = []
-    for j, (adapter, held) in enumerate(members):
-        write_adapter_folder(adapter, folder / f"member-{j}")
-        listing.append({"folder": f"member-{j}", "held_out": list(held)})
+    for j, member in enumerate(committee_members(bundle)):
+        write_adapter_folder(member.adapter, folder / f"member-{j}")
+        entry = {"folder": f"member-{j}", "held_out": list(member.held_out)}
+        listing.append({**entry, "demos": list(member.demos)})
     note = {
         "members": listing,
-        "scoring": "an example a member held out is scored by the members that held it out, "
-        "any other example by all; their class probabilities are averaged",
+        "scoring": "each member shows its own demos; an example a member held out is scored by "
+        "the members that held it out, any other example by all; their class probabilities are "
+        "averaged",
     }
     (folder / COMMITTEE_FILE).write_text(json.dumps(note, indent=2) + "\n")
     return folder
@@ -139,8 +172,10 @@ def read_folder(folder: str | Path) -> dict[str, np.ndarray]:
     folder = Path(folder)
     try:
         note = json.loads((folder / COMMITTEE_FILE).read_text(encoding="utf-8"))
-        listing = [(str(m["folder"]), list(m["held_out"])) for m in note["members"]]
+        listing = [
+            (str(m["folder"]), list(m["held_out"]), list(m["demos"])) for m in note["members"]
+        ]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise PromptscoutError(f"cannot read the committee folder {folder}: {exc}") from None
-    members = [read_adapter_folder(folder / name) for name, _ in listing]
-    return committee_bundle(members, [held for _, held in listing])
+    members = [read_adapter_folder(folder / name) for name, _, _ in listing]
+    return committee_bundle(members, [h for _, h, _ in listing], [d for _, _, d in listing])

@@ -89,7 +89,7 @@ def added_positions(tensors: SoftTensors) -> int:
     """Token positions a bundle adds before each input: a soft prompt's vectors, an adapter's
     virtual tokens (none for LoRA), the most a committee's member adds."""
     if adapter_committee.is_committee(tensors):
-        return max(virtual_tokens(m) for m, _ in adapter_committee.committee_members(tensors))
+        return max(virtual_tokens(m.adapter) for m in adapter_committee.committee_members(tensors))
     return virtual_tokens(tensors) if is_adapter(tensors) else len(tensors[PREFIX])
 
 

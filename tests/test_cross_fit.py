@@ -4,6 +4,7 @@ out of fold, it resumes exactly, and a campaign ranks, exports and re-reads it."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -38,23 +39,27 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return x - np.logaddexp.reduce(x, axis=1, keepdims=True)
 
 
-def test_each_member_trains_on_train_and_the_other_folds_with_the_shared_demonstrations(
+def test_each_member_trains_on_train_and_the_other_folds_with_its_own_demonstrations(
     tiny_causal,
 ):
     searcher = searcher_on(tiny_causal, "lora", **{**OPTIONS, "members": 3})
     task = searcher.context.task
     folds = searcher.folds
     assert sorted(i for fold in folds for i in fold) == sorted(e.id for e in task.dev)
-    single = searcher_on(tiny_causal, "lora", learning_rate=0.05, demos=2)
-    for member, fold in zip(searcher.members, folds, strict=True):
+    # The pairs a plain committee's members show, all from the training examples.
+    plain = searcher_on(tiny_causal, "lora", learning_rate=0.05, demos=2, members=3)
+    pairs = [member.base.demos for member in plain.members]
+    assert len(set(pairs)) == 3 and {i for p in pairs for i in p} <= {e.id for e in task.train}
+    for member, fold, pair in zip(searcher.members, folds, pairs, strict=True):
         trained = [e.id for e in member.context.task.train]
         assert trained[: len(task.train)] == [e.id for e in task.train]
         assert set(trained[len(task.train) :]) == {e.id for e in task.dev} - set(fold)
-        assert member.base.demos == single.base.demos  # one pair, from the training examples
+        assert member.base.demos == pair  # trained with the pair it is scored with
     (proposal,) = searcher.propose(1)
     bundle = searcher.soft_tensors(proposal.soft)
-    assert is_committee(bundle) and proposal.demos == single.base.demos
-    assert [held for _, held in committee_members(bundle)] == folds
+    members = committee_members(bundle)
+    assert is_committee(bundle) and proposal.demos == pairs[0]
+    assert [m.held_out for m in members] == folds and [m.demos for m in members] == pairs
     assert proposal.metadata["cross_fit"] == 3 and proposal.metadata["epoch"] == 1
 
 
@@ -67,18 +72,18 @@ def test_a_search_example_is_scored_by_the_member_that_held_it_out_others_by_all
     (test,) = evaluator.evaluate([prompt], "test", [e.id for e in task.test[:6]])
     for evaluation in (dev, test):
         examples = [task.example(i) for i in evaluation.example_ids]
-        texts = render_texts(task, prompt, examples)
-        each = [
-            log_softmax(tiny_causal.score_labels_soft(texts, prompt.label_words, adapter))
-            for adapter, _ in members
-        ]
+        each = []  # each member on its own texts: its own demonstrations
+        for member in members:
+            texts = render_texts(task, dataclasses.replace(prompt, demos=member.demos), examples)
+            scores = tiny_causal.score_labels_soft(texts, prompt.label_words, member.adapter)
+            each.append(log_softmax(scores))
         assert np.abs(each[0] - each[1]).max() > 1e-4  # the members differ
         for row, example in enumerate(examples):
-            held = [j for j, (_, ids) in enumerate(members) if example.id in ids]
+            held = [j for j, m in enumerate(members) if example.id in m.held_out]
             scorers = held or [0, 1]
             expected = np.log(np.mean([np.exp(each[j][row]) for j in scorers], axis=0))
             np.testing.assert_allclose(evaluation.outputs[row], expected, atol=1e-5)
-        kinds = [len([j for j, (_, ids) in enumerate(members) if e.id in ids]) for e in examples]
+        kinds = [len([m for m in members if e.id in m.held_out]) for e in examples]
         assert set(kinds) == ({1} if evaluation is dev else {0})
 
 
@@ -97,12 +102,14 @@ def test_committee_bundles_are_checked_and_round_trip_through_a_folder(tiny_caus
     back = read_folder(write_folder(bundle, tmp_path / "committee"))
     assert tensors_digest(back) == proposal.soft
     assert (tmp_path / "committee" / "member-1" / "adapter_model.safetensors").exists()
-    members = committee_members(bundle)
-    adapters = [m for m, _ in members]
+    adapters = [m.adapter for m in committee_members(bundle)]
     with pytest.raises(PromptscoutError, match="2 or more"):
-        committee_bundle(adapters[:1], [()])
+        committee_bundle(adapters[:1], [()], [()])
     broken = dict(bundle)
     broken["member1/held_out"] = np.frombuffer(b"[1, 2]", dtype=np.uint8)
+    with pytest.raises(PromptscoutError, match="member 1: its held_out"):
+        committee_members(broken)
+    del broken["member1/held_out"]
     with pytest.raises(PromptscoutError, match="member 1: its held_out"):
         committee_members(broken)
     with pytest.raises(PromptscoutError, match="members 0..n-1"):

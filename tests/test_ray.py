@@ -46,10 +46,12 @@ LORA = adapter_bundle(
     },
 )
 # A committee of two such adapters (:mod:`promptscout.adapter_committee`): test-0 and test-3 are
-# scored by the first alone, test-1 by the second, the rest by both, wherever their chunk runs.
+# scored by the first alone, test-1 by the second, the rest by both, wherever their chunk runs;
+# the workers are sent each member's demonstrations.
 COMMITTEE = committee_bundle(
     [LORA, adapter_bundle(adapter_config(LORA), {k: -v for k, v in adapter_weights(LORA).items()})],
     [("test-0", "test-3"), ("test-1",)],
+    [("train-0",), ("train-3", "train-1")],  # each member shows its own demonstrations
 )
 PROMPTS = [
     Prompt("Review: {text}\nSentiment:", ("bad", "good")),

@@ -40,7 +40,9 @@ def committee_variants(label_words: Sequence[str], bundle: SoftTensors) -> list[
     each member's class scores under its own digest. What the committee outputs for a text
     depends on which example the text renders (the members that held it out score it), so
     its members' outputs, which the text alone determines, are what is cached."""
-    return [label_variant(label_words, tensors_digest(m)) for m, _ in committee_members(bundle)]
+    return [
+        label_variant(label_words, tensors_digest(m.adapter)) for m in committee_members(bundle)
+    ]
 
 
 HIDDEN_VARIANT = "hidden:scoring"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from promptscout.adapter_committee import committee_members, is_committee
+from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
 from promptscout.evaluation.cache import (
     EMBED_VARIANT,
@@ -23,6 +25,7 @@ from promptscout.evaluation.scoring import (
     Rendered,
     finish_evaluation,
     render_prompts,
+    render_texts,
     resolve_soft,
 )
 from promptscout.model import LanguageModel
@@ -105,6 +108,7 @@ class LocalEvaluator(Evaluator):
         finish: bool,
     ) -> Iterator[Evaluation]:
         # A soft prompt whose tensors cannot be found fails alone, like one that cannot render.
+        chat = getattr(self.model, "chat", False)
         rendered, failed = render_prompts(
             self.task,
             prompts,
@@ -112,12 +116,37 @@ class LocalEvaluator(Evaluator):
             examples,
             check=lambda p: p.soft and self._soft_tensors(p),
             references=finish,
-            chat=getattr(self.model, "chat", False),
+            chat=chat,
             neighbours=self.neighbours,
         )
         yield from failed
+        rendered, failed = self._committee_texts(rendered, split, chat)
+        yield from failed
         for chunk in self._chunks(rendered):
             yield from self._score_chunk(chunk, split, progress, finish)
+
+    def _committee_texts(
+        self, rendered: list[Rendered], split: str, chat: bool
+    ) -> tuple[list[Rendered], list[Evaluation]]:
+        """A committee of adapters' texts are its members' texts, one member after another,
+        each shown with the member's own demonstrations; one that cannot render fails alone."""
+        out, failed = [], []
+        for item in rendered:
+            prompt = item.prompt
+            if not (prompt.soft and is_committee(self._soft_tensors(prompt))):
+                out.append(item)
+                continue
+            texts: list[str] = []
+            try:
+                for member in committee_members(self._soft_tensors(prompt)):
+                    shown = dataclasses.replace(prompt, demos=member.demos)
+                    texts += render_texts(self.task, shown, item.examples, chat, self.neighbours)
+            except (PromptscoutError, KeyError) as exc:
+                ids = tuple(e.id for e in item.examples[: item.evaluated])
+                failed.append(Evaluation(prompt.key, split, ids, error=f"cannot render: {exc}"))
+                continue
+            out.append(dataclasses.replace(item, texts=texts))
+        return out, failed
 
     def _chunks(self, rendered: list[Rendered]) -> Iterator[list[Rendered]]:
         """Group prompts that the model scores alike (label words, soft tensors, readout
@@ -201,8 +230,7 @@ class LocalEvaluator(Evaluator):
         n = len(chunk[0].texts)
         evaluated = [i % n < chunk[0].evaluated for i in range(len(texts))]
         if first.soft and is_committee(self._soft_tensors(first)):
-            ids = [e.id for item in chunk for e in item.examples]
-            return self._committee_outputs(chunk, texts, ids, evaluated, progress)
+            return self._committee_outputs(chunk, progress)
         generation = self.task.kind == "generation"
         variants = prompt_variants(first, generation, self.max_new_tokens)
 
@@ -239,35 +267,35 @@ class LocalEvaluator(Evaluator):
         return per_prompt, [int(c) for c in scored]
 
     def _committee_outputs(
-        self,
-        chunk: list[Rendered],
-        texts: list[str],
-        ids: list[str],
-        evaluated: list[bool],
-        progress: ProgressCallback | None,
+        self, chunk: list[Rendered], progress: ProgressCallback | None
     ) -> tuple[list[list[Any]], list[int]]:
-        """:meth:`_model_outputs` of a committee of adapters: each member's label-word scores
-        (cached as :func:`~promptscout.evaluation.cache.committee_variants` says), pooled per
-        example by :func:`~promptscout.evaluation.committee_scoring.pool_committee`."""
+        """:meth:`_model_outputs` of a committee of adapters (texts from
+        :meth:`_committee_texts`): each member's label-word scores on its own texts (cached as
+        :func:`~promptscout.evaluation.cache.committee_variants` says), pooled per example by
+        :func:`~promptscout.evaluation.committee_scoring.pool_committee`."""
         first = chunk[0].prompt
         bundle = self._soft_tensors(first)
         members = committee_members(bundle)
-        variants = committee_variants(first.label_words, bundle)
-        scores, missing = [], set()
-        for j, ((adapter, _), variant) in enumerate(zip(members, variants, strict=True)):
+        n = len(chunk[0].examples)  # a chunk's prompts share their examples
+        evaluated = [i < chunk[0].evaluated for i in range(n)] * len(chunk)
+        scores, computed = [], set()
+        for j, (member, variant) in enumerate(
+            zip(members, committee_variants(first.label_words, bundle), strict=True)
+        ):
+            texts = [t for item in chunk for t in item.texts[j * n : (j + 1) * n]]
 
-            def compute(piece: list[str], adapter: Any = adapter) -> Sequence[Any]:
+            def compute(piece: list[str], adapter: Any = member.adapter) -> Sequence[Any]:
                 return list(self.model.score_labels_soft(piece, first.label_words, adapter))
 
             # Progress counts examples: the first member's pass reports it.
             shown = progress if j == 0 else None
-            outputs, computed = self._cached(texts, variant, compute, evaluated, shown)
+            outputs, missing = self._cached(texts, variant, compute, evaluated, shown)
             scores.append(np.asarray(outputs, dtype=np.float64))
-            missing.update(computed)
-        pooled = pool_committee(scores, [held for _, held in members], ids)
-        n = len(chunk[0].texts)
+            computed.update(missing)  # an example any member read counts as read
+        ids = [e.id for item in chunk for e in item.examples]
+        pooled = pool_committee(scores, [m.held_out for m in members], ids)
         per_prompt = [list(pooled[i * n : (i + 1) * n]) for i in range(len(chunk))]
-        scored = np.bincount(np.array(sorted(missing), dtype=np.int64) // n, minlength=len(chunk))
+        scored = np.bincount(np.array(sorted(computed), dtype=np.int64) // n, minlength=len(chunk))
         return per_prompt, [int(c) for c in scored]
 
     def _cached(

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from promptscout.adapter_committee import is_committee
+from promptscout.adapter_committee import committee_members, is_committee
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
 from promptscout.evaluation.cache import ScoreCache, committee_variants, prompt_variants
@@ -293,6 +293,8 @@ class RayEvaluator(Evaluator):
         for variant in variants if self.cache else ():
             known.update(self.cache.entries(self._fingerprint, variant, unit.texts))  # type: ignore[union-attr]
         demo_ids = dict.fromkeys(d for p in unit.prompts for d in p.demos)
+        if tensors is not None and is_committee(tensors):  # each member shows its own
+            demo_ids.update(dict.fromkeys(d for m in committee_members(tensors) for d in m.demos))
         return {
             "split": split,
             "prompts": [p.to_dict() for p in unit.prompts],

@@ -100,7 +100,7 @@ class PeftSearcherConfig(SearcherConfig):
         "per member, and each member also trains on the search examples outside its fold, "
         "early-stopped together on the examples each held out. The committee is one prompt: a "
         "search example is scored by the member that never trained on it, any other example by "
-        "every member (the mean of their class probabilities). Members share one pair of "
+        "every member (the mean of their class probabilities). Each member shows its own "
         "demonstrations; not with nearest_demos.",
     )
     encoder_hidden_size: int = option(128, help="The width of p_tuning's prompt encoder.")
