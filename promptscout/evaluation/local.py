@@ -23,9 +23,9 @@ from promptscout.evaluation.neighbours import Neighbours
 from promptscout.evaluation.readout import needs_hidden
 from promptscout.evaluation.scoring import (
     Rendered,
+    committee_texts,
     finish_evaluation,
     render_prompts,
-    render_texts,
     resolve_soft,
 )
 from promptscout.model import LanguageModel
@@ -136,16 +136,16 @@ class LocalEvaluator(Evaluator):
             if not (prompt.soft and is_committee(self._soft_tensors(prompt))):
                 out.append(item)
                 continue
-            texts: list[str] = []
+            bundle = self._soft_tensors(prompt)
             try:
-                for member in committee_members(self._soft_tensors(prompt)):
-                    shown = dataclasses.replace(prompt, demos=member.demos)
-                    texts += render_texts(self.task, shown, item.examples, chat, self.neighbours)
+                each = committee_texts(
+                    self.task, prompt, bundle, item.examples, chat, self.neighbours
+                )
             except (PromptscoutError, KeyError) as exc:
                 ids = tuple(e.id for e in item.examples[: item.evaluated])
                 failed.append(Evaluation(prompt.key, split, ids, error=f"cannot render: {exc}"))
                 continue
-            out.append(dataclasses.replace(item, texts=texts))
+            out.append(dataclasses.replace(item, texts=[t for texts in each for t in texts]))
         return out, failed
 
     def _chunks(self, rendered: list[Rendered]) -> Iterator[list[Rendered]]:

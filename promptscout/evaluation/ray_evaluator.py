@@ -32,13 +32,14 @@ from promptscout.evaluation.ray_worker import ScoringWorker, plain_example, task
 from promptscout.evaluation.readout import needs_hidden
 from promptscout.evaluation.scoring import (
     Rendered,
+    committee_texts,
     finish_evaluation,
     render_prompts,
     resolve_soft,
 )
 from promptscout.objectives import Objective
 from promptscout.prompts import Prompt
-from promptscout.soft_tensors import SoftResolver
+from promptscout.soft_tensors import SoftResolver, SoftTensors
 from promptscout.tasks import Example, Task
 
 # Units queued on each actor while plenty are waiting: the next one is there when the current
@@ -278,20 +279,36 @@ class RayEvaluator(Evaluator):
             chunks.update({item.prompt.key: len(bounds) for item in group})
         return units, chunks
 
+    def _cached_texts(
+        self, unit: _Unit, tensors: SoftTensors | None
+    ) -> list[tuple[str, list[str]]]:
+        """The cache variants a unit's outputs are kept under, each with the unit's texts of it:
+        its prompts' variants over its texts, or for a committee of adapters each member's
+        variant over the texts its workers render with the member's own demonstrations."""
+        first = unit.prompts[0]
+        if tensors is None or not is_committee(tensors):
+            generation = self.task.kind == "generation"
+            variants = prompt_variants(first, generation, self.max_new_tokens)
+            return [(variant, unit.texts) for variant in variants]
+        examples = unit.examples[unit.start : unit.stop]
+        try:
+            each = [
+                committee_texts(self.task, p, tensors, examples, self.chat) for p in unit.prompts
+            ]
+        except (PromptscoutError, KeyError):
+            return []  # the worker fails the prompt with the local evaluator's message
+        variants = committee_variants(first.label_words, tensors)
+        return [(v, [t for texts in each for t in texts[j]]) for j, v in enumerate(variants)]
+
     def _payload(self, unit: _Unit, split: str) -> dict[str, Any]:
         """A unit as plain data, with the score-cache entries of its texts as of now."""
         first = unit.prompts[0]
-        generation = self.task.kind == "generation"
         # Soft prompts' tensors travel as NumPy; one the driver cannot resolve fails on the
         # worker with the local evaluator's message.
         tensors = self.soft_resolver(first.soft) if first.soft and self.soft_resolver else None
-        if tensors is not None and is_committee(tensors):
-            variants = committee_variants(first.label_words, tensors)
-        else:
-            variants = prompt_variants(first, generation, self.max_new_tokens)
         known: dict[str, Any] = {}
-        for variant in variants if self.cache else ():
-            known.update(self.cache.entries(self._fingerprint, variant, unit.texts))  # type: ignore[union-attr]
+        for variant, texts in self._cached_texts(unit, tensors) if self.cache else ():
+            known.update(self.cache.entries(self._fingerprint, variant, texts))  # type: ignore[union-attr]
         demo_ids = dict.fromkeys(d for p in unit.prompts for d in p.demos)
         if tensors is not None and is_committee(tensors):  # each member shows its own
             demo_ids.update(dict.fromkeys(d for m in committee_members(tensors) for d in m.demos))
