@@ -71,7 +71,8 @@ class CrossFitCommittee(TrainedSearcher):
             seeded = dataclasses.replace(context, seed=member_seed(context.seed, j))
             # Its own pair, drawn from the training examples as a committee member's is.
             demos = tuple(balanced_demo_pool(seeded, config.demos))
-            learned = {e.id for e in task.dev if e.id not in set(fold)}
+            held = set(fold)
+            learned = {e.id for e in task.dev if e.id not in held}
             grown = dataclasses.replace(seeded, task=move_to_train(task, learned))
             searcher = member(self.single, grown)
             searcher.base = dataclasses.replace(searcher.base, demos=demos)
