@@ -15,8 +15,10 @@ from promptscout.errors import PromptscoutError
 
 # Ray Client (a ray:// address): the cluster's client server forks a server per connection,
 # and that fork intermittently dies in gRPC (ray-project/ray#63202, open), failing the
-# connection with this message; the next connection gets a new fork.
-CLIENT_START_FAILED = "Starting Ray client server failed"
+# connection with one of these messages: Ray's own, or, when the fork died while the proxier
+# was reading its command line (ray/util/client/server/proxier.py waits for the fork that way),
+# psutil's exception passed on as the reason; the next connection gets a new fork.
+CLIENT_START_FAILED = ("Starting Ray client server failed", "psutil.ZombieProcess")
 CLIENT_START_ATTEMPTS = 3
 
 
@@ -48,7 +50,7 @@ def connect_ray(address: str) -> bool:
                 )
             return True
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            if attempt < CLIENT_START_ATTEMPTS and CLIENT_START_FAILED in str(exc):
+            if attempt < CLIENT_START_ATTEMPTS and any(m in str(exc) for m in CLIENT_START_FAILED):
                 ray.shutdown()
                 attempt += 1
                 continue  # the client server forks a new server for the new connection
