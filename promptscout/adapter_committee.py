@@ -81,17 +81,27 @@ def committee_bundle(
         raise PromptscoutError(
             "a committee bundle needs 2 or more members, each with held_out and demos"
         )
+    return _assemble(
+        [
+            Member(check_adapter(m), tuple(map(str, h)), tuple(map(str, d)))
+            for m, h, d in zip(members, held_out, demos, strict=True)
+        ]
+    )
+
+
+def _assemble(members: Sequence[Member]) -> dict[str, np.ndarray]:
+    """The bundle of validated members."""
     bundle: dict[str, np.ndarray] = {}
     for j, member in enumerate(members):
         prefix = member_prefix(j)
-        bundle.update({prefix + k: v for k, v in check_adapter(member).items()})
-        bundle[prefix + HELD_OUT] = _ids_bytes(held_out[j])
-        bundle[prefix + DEMOS] = _ids_bytes(demos[j])
+        bundle.update({prefix + k: v for k, v in member.adapter.items()})
+        bundle[prefix + HELD_OUT] = _ids_bytes(member.held_out)
+        bundle[prefix + DEMOS] = _ids_bytes(member.demos)
     return bundle
 
 
 def _ids_bytes(ids: Sequence[str]) -> np.ndarray:
-    return np.frombuffer(json.dumps([str(i) for i in ids]).encode("utf-8"), dtype=np.uint8).copy()
+    return np.frombuffer(json.dumps(list(ids)).encode("utf-8"), dtype=np.uint8).copy()
 
 
 def _ids(raw: np.ndarray | None, j: int, name: str) -> tuple[str, ...]:
@@ -130,10 +140,7 @@ def committee_members(bundle: Mapping[str, np.ndarray]) -> list[Member]:
 
 def check_committee(bundle: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """A validated copy of a committee bundle (see :func:`committee_members`)."""
-    members = committee_members(bundle)
-    return committee_bundle(
-        [m.adapter for m in members], [m.held_out for m in members], [m.demos for m in members]
-    )
+    return _assemble(committee_members(bundle))
 
 
 # -- folders --------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from promptscout.adapter_committee import committee_members
+from promptscout.adapter_committee import Member
 from promptscout.evaluation.readout import needs_hidden
 from promptscout.prompts import Prompt
-from promptscout.soft_tensors import SoftTensors, tensors_digest
+from promptscout.soft_tensors import tensors_digest
 
 if TYPE_CHECKING:
     from promptscout.store import Store
@@ -35,14 +35,13 @@ def label_variant(label_words: Sequence[str], soft: str = "") -> str:
     return variant + "\x1esoft:" + soft if soft else variant
 
 
-def committee_variants(label_words: Sequence[str], bundle: SoftTensors) -> list[str]:
-    """The cache variants of a committee of adapters (:mod:`promptscout.adapter_committee`):
-    each member's class scores under its own digest. What the committee outputs for a text
-    depends on which example the text renders (the members that held it out score it), so
-    its members' outputs, which the text alone determines, are what is cached."""
-    return [
-        label_variant(label_words, tensors_digest(m.adapter)) for m in committee_members(bundle)
-    ]
+def committee_variants(label_words: Sequence[str], members: Sequence[Member]) -> list[str]:
+    """The cache variants of a committee of adapters' ``members``
+    (:mod:`promptscout.adapter_committee`): each member's class scores under its own digest.
+    What the committee outputs for a text depends on which example the text renders (the members
+    that held it out score it), so its members' outputs, which the text alone determines, are
+    what is cached."""
+    return [label_variant(label_words, tensors_digest(m.adapter)) for m in members]
 
 
 HIDDEN_VARIANT = "hidden:scoring"

@@ -133,13 +133,14 @@ class LocalEvaluator(Evaluator):
         out, failed = [], []
         for item in rendered:
             prompt = item.prompt
-            if not (prompt.soft and is_committee(self._soft_tensors(prompt))):
+            bundle = self._soft_tensors(prompt) if prompt.soft else None
+            if bundle is None or not is_committee(bundle):
                 out.append(item)
                 continue
-            bundle = self._soft_tensors(prompt)
+            members = committee_members(bundle)
             try:
                 each = committee_texts(
-                    self.task, prompt, bundle, item.examples, chat, self.neighbours
+                    self.task, prompt, members, item.examples, chat, self.neighbours
                 )
             except (PromptscoutError, KeyError) as exc:
                 ids = tuple(e.id for e in item.examples[: item.evaluated])
@@ -226,11 +227,11 @@ class LocalEvaluator(Evaluator):
         and cached.
         """
         first = chunk[0].prompt
+        if first.soft and is_committee(self._soft_tensors(first)):
+            return self._committee_outputs(chunk, progress)
         texts = [t for item in chunk for t in item.texts]
         n = len(chunk[0].texts)
         evaluated = [i % n < chunk[0].evaluated for i in range(len(texts))]
-        if first.soft and is_committee(self._soft_tensors(first)):
-            return self._committee_outputs(chunk, progress)
         generation = self.task.kind == "generation"
         variants = prompt_variants(first, generation, self.max_new_tokens)
 
@@ -274,13 +275,12 @@ class LocalEvaluator(Evaluator):
         :func:`~promptscout.evaluation.cache.committee_variants` says), pooled per example by
         :func:`~promptscout.evaluation.committee_scoring.pool_committee`."""
         first = chunk[0].prompt
-        bundle = self._soft_tensors(first)
-        members = committee_members(bundle)
+        members = committee_members(self._soft_tensors(first))
         n = len(chunk[0].examples)  # a chunk's prompts share their examples
         evaluated = [i < chunk[0].evaluated for i in range(n)] * len(chunk)
         scores, computed = [], set()
         for j, (member, variant) in enumerate(
-            zip(members, committee_variants(first.label_words, bundle), strict=True)
+            zip(members, committee_variants(first.label_words, members), strict=True)
         ):
             texts = [t for item in chunk for t in item.texts[j * n : (j + 1) * n]]
 

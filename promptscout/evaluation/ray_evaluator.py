@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from promptscout.adapter_committee import committee_members, is_committee
+from promptscout.adapter_committee import Member, committee_members, is_committee
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.base import Evaluation, Evaluator, ProgressCallback
 from promptscout.evaluation.cache import ScoreCache, committee_variants, prompt_variants
@@ -39,7 +39,7 @@ from promptscout.evaluation.scoring import (
 )
 from promptscout.objectives import Objective
 from promptscout.prompts import Prompt
-from promptscout.soft_tensors import SoftResolver, SoftTensors
+from promptscout.soft_tensors import SoftResolver
 from promptscout.tasks import Example, Task
 
 # Units queued on each actor while plenty are waiting: the next one is there when the current
@@ -280,24 +280,25 @@ class RayEvaluator(Evaluator):
         return units, chunks
 
     def _cached_texts(
-        self, unit: _Unit, tensors: SoftTensors | None
+        self, unit: _Unit, members: Sequence[Member] | None
     ) -> list[tuple[str, list[str]]]:
         """The cache variants a unit's outputs are kept under, each with the unit's texts of it:
-        its prompts' variants over its texts, or for a committee of adapters each member's
-        variant over the texts its workers render with the member's own demonstrations."""
+        its prompts' variants over its texts, or for a committee of adapters (its ``members``)
+        each member's variant over the texts its workers render with the member's own
+        demonstrations."""
         first = unit.prompts[0]
-        if tensors is None or not is_committee(tensors):
+        if members is None:
             generation = self.task.kind == "generation"
             variants = prompt_variants(first, generation, self.max_new_tokens)
             return [(variant, unit.texts) for variant in variants]
         examples = unit.examples[unit.start : unit.stop]
         try:
             each = [
-                committee_texts(self.task, p, tensors, examples, self.chat) for p in unit.prompts
+                committee_texts(self.task, p, members, examples, self.chat) for p in unit.prompts
             ]
         except (PromptscoutError, KeyError):
             return []  # the worker fails the prompt with the local evaluator's message
-        variants = committee_variants(first.label_words, tensors)
+        variants = committee_variants(first.label_words, members)
         return [(v, [t for texts in each for t in texts[j]]) for j, v in enumerate(variants)]
 
     def _payload(self, unit: _Unit, split: str) -> dict[str, Any]:
@@ -306,12 +307,15 @@ class RayEvaluator(Evaluator):
         # Soft prompts' tensors travel as NumPy; one the driver cannot resolve fails on the
         # worker with the local evaluator's message.
         tensors = self.soft_resolver(first.soft) if first.soft and self.soft_resolver else None
+        members = None
+        if tensors is not None and is_committee(tensors):
+            members = committee_members(tensors)
         known: dict[str, Any] = {}
-        for variant, texts in self._cached_texts(unit, tensors) if self.cache else ():
+        for variant, texts in self._cached_texts(unit, members) if self.cache else ():
             known.update(self.cache.entries(self._fingerprint, variant, texts))  # type: ignore[union-attr]
         demo_ids = dict.fromkeys(d for p in unit.prompts for d in p.demos)
-        if tensors is not None and is_committee(tensors):  # each member shows its own
-            demo_ids.update(dict.fromkeys(d for m in committee_members(tensors) for d in m.demos))
+        for member in members or ():  # each member shows its own
+            demo_ids.update(dict.fromkeys(member.demos))
         return {
             "split": split,
             "prompts": [p.to_dict() for p in unit.prompts],

@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from promptscout.adapter_committee import committee_members
+from promptscout.adapter_committee import Member
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation import readout
 from promptscout.evaluation.base import Evaluation
 from promptscout.evaluation.neighbours import Neighbours
 from promptscout.objectives import Objective, ObjectiveInput
 from promptscout.prompts import Prompt, chat_text
-from promptscout.soft_tensors import SoftResolver, SoftTensors, check_tensors
+from promptscout.soft_tensors import SoftResolver, check_tensors
 from promptscout.tasks import Example, Task
 
 
@@ -79,17 +79,17 @@ def render_texts(
 def committee_texts(
     task: Task,
     prompt: Prompt,
-    bundle: SoftTensors,
+    members: Sequence[Member],
     examples: Sequence[Example],
     chat: bool = False,
     neighbours: Neighbours | None = None,
 ) -> list[list[str]]:
-    """The texts of each member of a committee of adapters (``bundle``, see
+    """The texts of each member of a committee of adapters (see
     :mod:`promptscout.adapter_committee`): ``prompt`` on ``examples``, shown with the member's own
     demonstrations (raises as :func:`render_texts`)."""
     return [
         render_texts(task, dataclasses.replace(prompt, demos=m.demos), examples, chat, neighbours)
-        for m in committee_members(bundle)
+        for m in members
     ]
 
 
