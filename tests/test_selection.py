@@ -116,6 +116,7 @@ def test_a_file_without_searchers_runs_the_default_mix(tmp_path, tiny_causal_dir
         assert [s["type"] for s in stored] == ["manual", "bayesian", "peft"]
         assert stored[2]["options"]["method"] == "lora" and stored[2]["options"]["demos"] == 2
         assert stored[2]["options"]["members"] == 3  # a committee: the tiny train split is small
+        assert stored[2]["options"]["cross_fit"] is True
         assert stored[1]["options"]["readouts"] == ["", "batch", "linear"]
         assert stored[0]["options"]["nearest_demos"] == [0, 2]
         assert stored[1]["options"]["nearest_demos"] == 2
@@ -184,7 +185,9 @@ def test_the_default_mix_leaves_out_what_the_model_or_evaluator_cannot_do(tiny_t
     assert "peft" not in local and "peft" not in served
     causal = {s.type: s.options for s in default_searchers(task, causal=True)}
     lora = {"method": "lora", "demos": 2, "template": "Text: {text}\nLabel:"}
-    assert len(task.train) <= 32 and causal["peft"] == {**lora, "members": 3}  # a committee
+    # A small training split: a cross-fitted committee, three epochs, proposed once.
+    committee = {"members": 3, "cross_fit": True, "epochs_per_ask": 3, "max_epochs": 3}
+    assert len(task.train) <= 32 and causal["peft"] == {**lora, **committee}
     larger = load_task("sst-5")  # 80 training examples: one adapter's epoch is long already
     assert {s.type: s.options for s in default_searchers(larger, causal=True)}["peft"] == lora
     assert "peft" not in {s.type for s in default_searchers(task, served=True, causal=True)}
