@@ -191,6 +191,8 @@ def test_the_default_mix_leaves_out_what_the_model_or_evaluator_cannot_do(tiny_t
     larger = load_task("sst-5")  # 80 training examples: one adapter's epoch is long already
     assert {s.type: s.options for s in default_searchers(larger, causal=True)}["peft"] == lora
     assert "peft" not in {s.type for s in default_searchers(task, served=True, causal=True)}
+    line = describe(default_searchers(load_task("sst-2"), causal=True))
+    assert 'method = "lora"' in line and "cross_fit = true" in line  # as TOML writes them
 
 
 def test_min_train_moves_dev_examples_where_every_searcher_and_selection_see_them(write_campaign):

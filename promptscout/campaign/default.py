@@ -27,6 +27,8 @@ budget (a LoRA epoch over DBpedia's 224 training examples took 7.5 minutes).
 
 from __future__ import annotations
 
+import json
+
 from promptscout.config import SearcherSpec
 from promptscout.tasks import Task
 
@@ -105,12 +107,12 @@ def default_searchers(
 
 def describe(specs: list[SearcherSpec], min_train: int = 0) -> str:
     """One line saying what the default campaign chose (and the training split's size when
-    the file's ``[task] min_train`` moved dev examples into it)."""
+    the file's ``[task] min_train`` moved dev examples into it); options are written as TOML
+    writes them (``true``, ``"lora"``), so a user can copy them into ``[[searchers]]``."""
     parts = []
     for spec in specs:
-        options = ", ".join(
-            f"{k} = {v!r}" for k, v in spec.options.items() if k not in ("templates", "template")
-        )
+        shown = {k: v for k, v in spec.options.items() if k not in ("templates", "template")}
+        options = ", ".join(f"{k} = {json.dumps(v)}" for k, v in shown.items())
         templates = spec.options.get("templates")
         extra = f"{len(templates)} templates" if templates else ""
         parts.append(f"{spec.type} ({', '.join(x for x in (extra, options) if x)})")

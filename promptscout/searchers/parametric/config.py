@@ -98,7 +98,8 @@ class PeftSearcherConfig(SearcherConfig):
         False,
         help="With members of 2 or more: the search split is dealt into one class-balanced fold "
         "per member, and each member also trains on the search examples outside its fold, "
-        "early-stopped together on the examples each held out. The committee is one prompt: a "
+        "early-stopped together on the examples each held out (or trained a fixed number of "
+        "epochs and proposed once: epochs_per_ask = max_epochs). The committee is one prompt: a "
         "search example is scored by the member that never trained on it, any other example by "
         "every member (the mean of their class probabilities). Each member shows its own "
         "demonstrations; not with nearest_demos.",
