@@ -8,7 +8,8 @@ example (held-out data, training examples) with all of them, their class probabi
 (:mod:`promptscout.evaluation.committee_scoring`).
 
 Each member shows its own demonstrations (an adapter is trained with the pair it is scored
-with), so an evaluator renders each member's texts with that member's pair.
+with), so an evaluator renders each member's texts with that member's pair; a member trained on
+a template of its own (``template_choice = "per_member"``) is rendered with that template.
 
 The bundle holds, for member ``j`` (from 0):
 
@@ -48,17 +49,20 @@ from promptscout.errors import PromptscoutError
 
 HELD_OUT = "held_out"
 DEMOS = "demos"
+TEMPLATE = "template"
 COMMITTEE_FILE = "committee.json"
 _KEY = re.compile(r"member(\d+)/(.+)")
 
 
 @dataclass(frozen=True)
 class Member:
-    """One member of a committee: its adapter bundle, the examples it held out, its demos."""
+    """One member of a committee: its adapter bundle, the examples it held out, its demos and
+    its own template ("": the committee prompt's)."""
 
     adapter: dict[str, np.ndarray]
     held_out: tuple[str, ...]
     demos: tuple[str, ...]
+    template: str = ""
 
 
 def member_prefix(j: int) -> str:
@@ -74,17 +78,19 @@ def committee_bundle(
     members: Sequence[Mapping[str, np.ndarray]],
     held_out: Sequence[Sequence[str]],
     demos: Sequence[Sequence[str]],
+    templates: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """The bundle of adapter bundles ``members``, member ``j`` having held out ``held_out[j]``
-    and shown ``demos[j]``."""
-    if not len(members) == len(held_out) == len(demos) or len(members) < 2:
+    and shown ``demos[j]`` (and, with ``templates``, rendered with ``templates[j]``)."""
+    templates = [""] * len(members) if templates is None else list(templates)
+    if not len(members) == len(held_out) == len(demos) == len(templates) or len(members) < 2:
         raise PromptscoutError(
             "a committee bundle needs 2 or more members, each with held_out and demos"
         )
     return _assemble(
         [
-            Member(check_adapter(m), tuple(map(str, h)), tuple(map(str, d)))
-            for m, h, d in zip(members, held_out, demos, strict=True)
+            Member(check_adapter(m), tuple(map(str, h)), tuple(map(str, d)), str(t))
+            for m, h, d, t in zip(members, held_out, demos, templates, strict=True)
         ]
     )
 
@@ -97,29 +103,50 @@ def _assemble(members: Sequence[Member]) -> dict[str, np.ndarray]:
         bundle.update({prefix + k: v for k, v in member.adapter.items()})
         bundle[prefix + HELD_OUT] = _ids_bytes(member.held_out)
         bundle[prefix + DEMOS] = _ids_bytes(member.demos)
+        if member.template:
+            bundle[prefix + TEMPLATE] = _json_bytes(member.template)
     return bundle
 
 
+def _json_bytes(value: object) -> np.ndarray:
+    return np.frombuffer(json.dumps(value).encode("utf-8"), dtype=np.uint8).copy()
+
+
 def _ids_bytes(ids: Sequence[str]) -> np.ndarray:
-    return np.frombuffer(json.dumps(list(ids)).encode("utf-8"), dtype=np.uint8).copy()
+    return _json_bytes(list(ids))
+
+
+def _json_of(raw: np.ndarray | None) -> object:
+    try:
+        return json.loads(np.asarray(raw, dtype=np.uint8).tobytes().decode("utf-8"))
+    except (TypeError, UnicodeDecodeError, ValueError):
+        return None
 
 
 def _ids(raw: np.ndarray | None, j: int, name: str) -> tuple[str, ...]:
-    try:
-        ids = json.loads(np.asarray(raw, dtype=np.uint8).tobytes().decode("utf-8"))
-    except (TypeError, UnicodeDecodeError, ValueError):
-        ids = None
+    ids = _json_of(raw)
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise PromptscoutError(f"committee member {j}: its {name} is not a list of ids")
     return tuple(ids)
 
 
+def _template(raw: np.ndarray | None, j: int) -> str:
+    if raw is None:
+        return ""
+    template = _json_of(raw)
+    if not isinstance(template, str) or not template:
+        raise PromptscoutError(f"committee member {j}: its template is not a non-empty string")
+    return template
+
+
 def committee_members(bundle: Mapping[str, np.ndarray]) -> list[Member]:
-    """Each member's validated adapter bundle, held-out ids and demonstrations, in order.
+    """Each member's validated adapter bundle, held-out ids, demonstrations and template, in
+    order.
 
     Raises:
         PromptscoutError: a key is not a member's, members are missing or fewer than 2, a
-            member's adapter is malformed, or its ids are not a JSON list of strings.
+            member's adapter is malformed, its ids are not a JSON list of strings, or its
+            template is not a non-empty JSON string.
     """
     parts: dict[int, dict[str, np.ndarray]] = {}
     for key, value in bundle.items():
@@ -134,7 +161,8 @@ def committee_members(bundle: Mapping[str, np.ndarray]) -> list[Member]:
         member = dict(parts[j])
         held = _ids(member.pop(HELD_OUT, None), j, HELD_OUT)
         demos = _ids(member.pop(DEMOS, None), j, DEMOS)
-        out.append(Member(check_adapter(member), held, demos))
+        template = _template(member.pop(TEMPLATE, None), j)
+        out.append(Member(check_adapter(member), held, demos, template))
     return out
 
 
@@ -148,19 +176,20 @@ def check_committee(bundle: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def write_folder(bundle: Mapping[str, np.ndarray], folder: str | Path) -> Path:
     """Write a committee as ``member-<j>`` PEFT adapter folders and ``committee.json`` (each
-    member's folder, held-out ids and demonstrations, and how the committee scores); returns
-    the folder."""
+    member's folder, held-out ids, demonstrations and own template if any, and how the
+    committee scores); returns the folder."""
     folder = Path(folder)
     listing = []
     for j, member in enumerate(committee_members(bundle)):
         write_adapter_folder(member.adapter, folder / f"member-{j}")
         entry = {"folder": f"member-{j}", "held_out": list(member.held_out)}
-        listing.append({**entry, "demos": list(member.demos)})
+        entry["demos"] = list(member.demos)
+        listing.append({**entry, **({TEMPLATE: member.template} if member.template else {})})
     note = {
         "members": listing,
-        "scoring": "each member shows its own demos; an example a member held out is scored by "
-        "the members that held it out, any other example by all; their class probabilities are "
-        "averaged",
+        "scoring": "each member shows its own demos (and its template, where it names one); an "
+        "example a member held out is scored by the members that held it out, any other example "
+        "by all; their class probabilities are averaged",
     }
     (folder / COMMITTEE_FILE).write_text(json.dumps(note, indent=2) + "\n")
     return folder
@@ -180,9 +209,11 @@ def read_folder(folder: str | Path) -> dict[str, np.ndarray]:
     try:
         note = json.loads((folder / COMMITTEE_FILE).read_text(encoding="utf-8"))
         listing = [
-            (str(m["folder"]), list(m["held_out"]), list(m["demos"])) for m in note["members"]
+            (str(m["folder"]), list(m["held_out"]), list(m["demos"]), str(m.get(TEMPLATE, "")))
+            for m in note["members"]
         ]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise PromptscoutError(f"cannot read the committee folder {folder}: {exc}") from None
-    members = [read_adapter_folder(folder / name) for name, _, _ in listing]
-    return committee_bundle(members, [h for _, h, _ in listing], [d for _, _, d in listing])
+    members = [read_adapter_folder(folder / name) for name, *_ in listing]
+    held, demos, templates = ([entry[k] for entry in listing] for k in (1, 2, 3))
+    return committee_bundle(members, held, demos, templates)

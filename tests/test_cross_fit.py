@@ -87,6 +87,31 @@ def test_a_search_example_is_scored_by_the_member_that_held_it_out_others_by_all
         assert set(kinds) == ({1} if evaluation is dev else {0})
 
 
+def test_per_member_templates_travel_in_the_bundle_score_and_round_trip(tiny_causal, tmp_path):
+    templates = ["{text} :", "Review: {text}\nIt was"]
+    options = {**OPTIONS, "templates": templates, "template_choice": "per_member"}
+    searcher, bundles = searcher_on(tiny_causal, "lora", **options), {}
+    evaluator = dev_evaluator(tiny_causal, searcher, bundles)
+    ((prompt, dev),) = train_to_the_end(searcher, evaluator, bundles, rounds=1)
+    members = committee_members(bundles[prompt.soft])
+    assert [m.template for m in members] == templates and prompt.template == templates[0]
+    task = searcher.context.task
+    for row, example_id in enumerate(dev.example_ids):
+        (j,) = [j for j, m in enumerate(members) if example_id in m.held_out]
+        own = dataclasses.replace(prompt, demos=members[j].demos, template=templates[j])
+        (text,) = render_texts(task, own, [task.example(example_id)])
+        scores = tiny_causal.score_labels_soft([text], prompt.label_words, members[j].adapter)
+        np.testing.assert_allclose(dev.outputs[row], log_softmax(scores)[0], atol=1e-5)
+    folder = write_folder(bundles[prompt.soft], tmp_path / "committee")
+    listing = json.loads((folder / "committee.json").read_text())["members"]
+    assert [m["template"] for m in listing] == templates
+    assert tensors_digest(read_folder(folder)) == prompt.soft
+    broken = dict(bundles[prompt.soft])
+    broken["member1/template"] = np.frombuffer(b'""', dtype=np.uint8)
+    with pytest.raises(PromptscoutError, match="member 1: its template"):
+        committee_members(broken)
+
+
 def test_a_resumed_cross_fitted_committee_trains_exactly_like_an_uninterrupted_one(tiny_causal):
     options = {**OPTIONS, "patience": 2, "max_epochs": 3}
     straight, resumed, evaluator, bundles = straight_and_resumed(tiny_causal, options)

@@ -243,6 +243,11 @@ def test_options_are_checked():
         ({"method": "lora", "templates": ["{text}"], "template_choice": "best"}, "loss, label"),
         ({"method": "lora", "template_choice": "label_mass"}, "template_choice.*needs templates"),
         ({"method": "lora", "cross_fit": True}, "cross_fit.*members = 2"),
+        ({"method": "lora", "template_choice": "per_member"}, "template_choice.*needs templates"),
+        (
+            {"method": "lora", "templates": ["{text}"], "template_choice": "per_member"},
+            "per_member.*members = 2",
+        ),
         ({"method": "lora", "cross_fit": True, "members": 2, "nearest_demos": 2}, "use demos"),
     ]:
         with pytest.raises(PromptscoutError, match=message):
@@ -403,6 +408,30 @@ def test_members_train_side_by_side_with_their_own_demonstrations_and_form_a_com
     # The committee: each member's proposal with the lowest dev cross-entropy.
     best = [min(by_member[m], key=lambda pe: pe[1].objectives["cross_entropy"]) for m in range(3)]
     assert searcher.committee() == [p.key for p, _ in best]
+
+
+def test_per_member_templates_train_each_member_on_its_own_pattern(tiny_causal):
+    templates = ["{text} :", "Review: {text}\nIt was", "{text} All in all,"]
+    options = {"learning_rate": 0.05, "demos": 2, "patience": 1, "max_epochs": 1}
+    searcher, bundles = (
+        searcher_on(
+            tiny_causal,
+            "lora",
+            members=4,
+            templates=templates,
+            template_choice="per_member",
+            **options,
+        ),
+        {},
+    )
+    # Cycling: the fourth member trains the first template again.
+    assert [m.base.template for m in searcher.members] == [*templates, templates[0]]
+    scored = train_to_the_end(searcher, dev_evaluator(tiny_causal, searcher, bundles), bundles)
+    assert [p.template for p, _ in scored] == [*templates, templates[0]]
+    # Each member is the adapter a one-template committee's member of the same seed trains.
+    same, own = searcher_on(tiny_causal, "lora", members=2, template=templates[1], **options), {}
+    alone = train_to_the_end(same, dev_evaluator(tiny_causal, same, own), own)
+    assert scored[1][0].soft == [p.soft for p, _ in alone if p.metadata["member"] == 1][0]
 
 
 def straight_and_resumed(model, options):

@@ -86,9 +86,16 @@ def committee_texts(
 ) -> list[list[str]]:
     """The texts of each member of a committee of adapters (see
     :mod:`promptscout.adapter_committee`): ``prompt`` on ``examples``, shown with the member's own
-    demonstrations (raises as :func:`render_texts`)."""
+    demonstrations, in the member's own template where it has one (raises as
+    :func:`render_texts`)."""
     return [
-        render_texts(task, dataclasses.replace(prompt, demos=m.demos), examples, chat, neighbours)
+        render_texts(
+            task,
+            dataclasses.replace(prompt, demos=m.demos, template=m.template or prompt.template),
+            examples,
+            chat,
+            neighbours,
+        )
         for m in members
     ]
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import Curve, Outcome, SearchContext, Searcher
-from promptscout.searchers.parametric.config import PeftSearcherConfig
+from promptscout.searchers.parametric.config import PER_MEMBER, PeftSearcherConfig
 
 
 def member_seed(seed: int, member: int) -> int:
@@ -35,6 +35,11 @@ def member_seed(seed: int, member: int) -> int:
     if member == 0:
         return seed
     return int(np.random.SeedSequence([seed, member]).generate_state(1)[0])
+
+
+def replace_seed(context: SearchContext, member: int) -> SearchContext:
+    """The search context of a committee's ``member``: the campaign's, with the member's seed."""
+    return dataclasses.replace(context, seed=member_seed(context.seed, member))
 
 
 def member_curves(name: str, members: Sequence[Searcher]) -> list[Curve]:
@@ -61,20 +66,21 @@ class PeftCommittee(Searcher):
     ) -> None:
         """``member``: the one-adapter searcher class (:class:`PeftSearcher`) each member is."""
         super().__init__(config, context)
-        single = dataclasses.replace(config, members=1)
         self.members: list[Any] = [
-            member(single, dataclasses.replace(context, seed=member_seed(context.seed, j)))
+            member(config.member_options(j), replace_seed(context, j))
             for j in range(config.members)
         ]
 
     def check(self) -> None:
         """Build every member's trainer; with ``templates``, the first member chooses and the
-        others train its choice (one choice, and members that differ only by their seeds)."""
+        others train its choice (one choice, and members that differ only by their seeds), or
+        with ``template_choice = "per_member"`` each trains its own."""
         first, *others = self.members
         first.check()
         for member in others:
-            member.base = dataclasses.replace(member.base, template=first.base.template)
-            member.template_chosen = True
+            if self.config.template_choice != PER_MEMBER:
+                member.base = dataclasses.replace(member.base, template=first.base.template)
+                member.template_chosen = True
             member.check()
 
     def ask(self, n: int) -> list[Prompt]:

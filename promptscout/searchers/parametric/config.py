@@ -16,8 +16,10 @@ TEMPLATE_DEFAULT = "{text}"
 # Training examples the template choice reads at most (class-balanced, seeded): about 40 s for
 # 30 candidates with two demonstrations on 2 CPU cores, whatever the size of the train split.
 CHOICE_EXAMPLES = 32
-# How `templates` are told apart (see PeftSearcherConfig.template_choice).
-TEMPLATE_CHOICES = ("loss", "label_mass")
+# How `templates` are told apart (see PeftSearcherConfig.template_choice); "per_member" chooses
+# none: each member of a committee trains one of them.
+PER_MEMBER = "per_member"
+TEMPLATE_CHOICES = ("loss", "label_mass", PER_MEMBER)
 # Step sizes that train each method well from 32 examples on small models (the field's usual
 # ranges: prompt vectors move far, LoRA's low-rank updates little; the prompt vectors' step,
 # shared with the soft searcher, is explained at soft_tensors.PROMPT_VECTOR_STEP).
@@ -49,14 +51,17 @@ class PeftSearcherConfig(SearcherConfig):
     templates: list[str] = option(
         [],
         help="Candidate templates instead of one: the searcher trains the one template_choice "
-        f"prefers, judged by the untrained model on up to {CHOICE_EXAMPLES} training examples.",
+        f"prefers, judged by the untrained model on up to {CHOICE_EXAMPLES} training examples "
+        '(or, with template_choice = "per_member", each committee member trains one).',
     )
     template_choice: str = option(
         "loss",
         help='How templates are chosen: "loss" (the lowest cross-entropy of the gold label '
-        'words, the examples shown as training shows them) or "label_mass" (the most '
+        'words, the examples shown as training shows them), "label_mass" (the most '
         "probability on the label words as the next word, zero-shot: the template after which "
-        "the model expects these answers; the gold labels do not enter it).",
+        'the model expects these answers; the gold labels do not enter it) or "per_member" (no '
+        "choice: with members of 2 or more, member j trains templates[j], cycling, and is "
+        "scored in it: the committee pools patterns, as PET's ensembles do).",
     )
     label_words: list[str] = option(
         [], help="One word per class (default: the campaign's label words)."
@@ -166,6 +171,10 @@ class PeftSearcherConfig(SearcherConfig):
             )
         if self.template_choice != "loss" and not self.templates:
             raise OptionError("template_choice", "needs templates (the candidates it chooses from)")
+        if self.template_choice == PER_MEMBER and self.members < 2:
+            raise OptionError(
+                "template_choice", '"per_member" needs members = 2 or more (one template each)'
+            )
         if self.init not in INIT_MODES:
             raise OptionError("init", f"must be one of {', '.join(INIT_MODES)}, got {self.init!r}")
         if self.init == "text" and not self.init_text.strip():
@@ -203,6 +212,17 @@ class PeftSearcherConfig(SearcherConfig):
 
     def needs_local_evaluator(self) -> tuple[str, str] | None:
         return ("nearest_demos", NEAREST_LOCAL) if self.nearest_demos else None
+
+    def member_options(self, j: int) -> PeftSearcherConfig:
+        """The one-adapter options of committee member ``j``: these, with one member and no
+        cross-fitting; with ``template_choice = "per_member"``, its own template instead of the
+        candidates."""
+        if self.template_choice != PER_MEMBER:
+            return dataclasses.replace(self, members=1, cross_fit=False)
+        own = self.templates[j % len(self.templates)]
+        return dataclasses.replace(
+            self, members=1, cross_fit=False, templates=[], template_choice="loss", template=own
+        )
 
     @property
     def step_size(self) -> float:

@@ -42,8 +42,8 @@ import numpy as np
 from promptscout.adapter_committee import committee_bundle
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import Curve, SearchContext, Searcher
-from promptscout.searchers.parametric.committee import member_curves, member_seed
-from promptscout.searchers.parametric.config import PeftSearcherConfig
+from promptscout.searchers.parametric.committee import member_curves, replace_seed
+from promptscout.searchers.parametric.config import PER_MEMBER, PeftSearcherConfig
 from promptscout.searchers.parts import balanced_demo_pool
 from promptscout.searchers.trained import TrainedSearcher
 from promptscout.tasks.resplit import dev_folds, move_to_train
@@ -66,17 +66,17 @@ class CrossFitCommittee(TrainedSearcher):
         super().__init__(config, context)
         task = context.task
         self.folds = dev_folds(task, config.members, context.seed)
-        self.single = dataclasses.replace(config, members=1, cross_fit=False)
+        self.single = config.member_options(0)
         self.member_class = member
         self.members: list[Any] = []
         for j, fold in enumerate(self.folds):
-            seeded = dataclasses.replace(context, seed=member_seed(context.seed, j))
+            seeded = replace_seed(context, j)
             # Its own pair, drawn from the training examples as a committee member's is.
             demos = tuple(balanced_demo_pool(seeded, config.demos))
             held = set(fold)
             learned = {e.id for e in task.dev if e.id not in held}
             grown = dataclasses.replace(seeded, task=move_to_train(task, learned))
-            searcher = member(self.single, grown)
+            searcher = member(config.member_options(j), grown)
             searcher.base = dataclasses.replace(searcher.base, demos=demos)
             self.members.append(searcher)
         self.base = self.members[0].base  # the committee prompt shows the first member's pair
@@ -116,7 +116,10 @@ class CrossFitCommittee(TrainedSearcher):
             "cross_fit": len(self.members),
         }
         shown = [member.base.demos for member in self.members]
-        return [self._offer(committee_bundle(adapters, self.folds, shown), metadata)]
+        own = [member.base.template for member in self.members]
+        templates = own if self.config.template_choice == PER_MEMBER else None
+        bundle = committee_bundle(adapters, self.folds, shown, templates)
+        return [self._offer(bundle, metadata)]
 
     def curves(self) -> list[Curve]:
         return member_curves(self.name, self.members)
