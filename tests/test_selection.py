@@ -184,15 +184,19 @@ def test_the_default_mix_leaves_out_what_the_model_or_evaluator_cannot_do(tiny_t
     # LoRA with demonstrations only where PEFT can train: an in-process causal LM.
     assert "peft" not in local and "peft" not in served
     causal = {s.type: s.options for s in default_searchers(task, causal=True)}
-    lora = {"method": "lora", "demos": 2, "template": "Text: {text}\nLabel:"}
-    # A small training split: a cross-fitted committee, three epochs, proposed once.
+    lora = {"method": "lora", "demos": 2}
+    # A small training split: a cross-fitted committee, three epochs, proposed once, each
+    # member on one of the manual searcher's templates.
     committee = {"members": 3, "cross_fit": True, "epochs_per_ask": 3, "max_epochs": 3}
+    committee |= {"template_choice": "per_member", "templates": local["manual"]["templates"]}
     assert len(task.train) <= 32 and causal["peft"] == {**lora, **committee}
     larger = load_task("sst-5")  # 80 training examples: one adapter's epoch is long already
-    assert {s.type: s.options for s in default_searchers(larger, causal=True)}["peft"] == lora
+    one = {**lora, "template": "Text: {text}\nLabel:"}
+    assert {s.type: s.options for s in default_searchers(larger, causal=True)}["peft"] == one
     assert "peft" not in {s.type for s in default_searchers(task, served=True, causal=True)}
     line = describe(default_searchers(load_task("sst-2"), causal=True))
     assert 'method = "lora"' in line and "cross_fit = true" in line  # as TOML writes them
+    assert 'peft (3 templates, method = "lora"' in line and '"per_member"' in line
 
 
 def test_min_train_moves_dev_examples_where_every_searcher_and_selection_see_them(write_campaign):
