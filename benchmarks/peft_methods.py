@@ -9,7 +9,9 @@ method); the searcher's own best (by dev cross-entropy) is then scored on the te
 With ``members=k`` (a committee of adapters trained side by side) the mean of the members'
 best proposals is scored, as a campaign pools them, and each member on its own too.
 Every method uses the template ``Review: {text}\\nSentiment:`` with negative/positive, or
-``--template`` (e.g. the default campaign's generic ``Text: {text}\\nLabel:``). With
+``--template`` (e.g. the default campaign's generic ``Text: {text}\\nLabel:``), or with
+``--generic-templates`` the default campaign's three generic templates as the option
+``templates`` (e.g. with ``template_choice="per_member"``: one per committee member). With
 ``--min-train N`` dev examples move into train until it has N (the ``[task]`` table's
 ``min_train``; the methods then early-stop on the rest of dev). ``--per-round`` also scores
 every proposal on the test examples, a diagnostic of early stopping (``rounds`` in the JSON;
@@ -23,7 +25,8 @@ split). Run:
 
     .venv/bin/python benchmarks/peft_methods.py [--tasks sst-2,mr] [--seeds 13,42,87]
         [--methods prompt_tuning,prefix_tuning,p_tuning,lora,soft] [--epochs 12]
-        [--test-size 600] [--template "Review: {text}\\nSentiment:"] [--min-train 54]
+        [--test-size 600] [--template "Review: {text}\\nSentiment:" | --generic-templates]
+        [--min-train 54]
         [--per-round] [--out benchmarks/results/peft-methods]
 
 A method may carry option overrides: ``--methods "lora@learning_rate=0.001@patience=5"``.
@@ -94,6 +97,11 @@ def run_one(task_name: str, seed: int, method: str, args: argparse.Namespace) ->
     evaluator = LocalEvaluator(model, task, objectives, soft_resolver=bundles.get)
     context = SearchContext(task, task.label_words, seed, model_provider=lambda: model)
     kind, options = searcher_options(method, args.epochs, args.template)
+    if args.generic_templates:
+        from promptscout.campaign.default import generic_templates
+
+        del options["template"]
+        options["templates"] = generic_templates(task)
     searcher = create_searcher(kind, options, context)
     train_seconds, proposals, by_key, start = 0.0, {}, {}, time.time()
     ids, rounds = test_ids(task, args.test_size), []
@@ -225,6 +233,13 @@ def main(argv: list[str] | None = None) -> None:
         help="the template every method trains (give each its own --out)",
     )
     parser.add_argument(
+        "--generic-templates",
+        action="store_true",
+        help="train the default campaign's three generic templates (the option templates; "
+        "with template_choice the method chooses one, or each member trains one) instead of "
+        "--template (give it its own --out)",
+    )
+    parser.add_argument(
         "--min-train",
         type=int,
         default=0,
@@ -262,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
                     child += ["--epochs", str(args.epochs), "--test-size", str(args.test_size)]
                     child += ["--template", args.template, "--min-train", str(args.min_train)]
                     child += ["--per-round"] if args.per_round else []
+                    child += ["--generic-templates"] if args.generic_templates else []
                     done = subprocess.run(child, capture_output=True, text=True, check=False)
                     if done.returncode != 0:
                         print(done.stderr[-3000:], file=sys.stderr)

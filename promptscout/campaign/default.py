@@ -85,6 +85,15 @@ COMMITTEE = {
 COMMITTEE_TRAIN_LIMIT = 32
 
 
+def generic_templates(task: Task) -> list[str]:
+    """The default mix's three hand-written templates, over the task's input fields and
+    naming nothing about the task."""
+    fields = task.input_fields
+    body = "\n".join(f"{{{name}}}" for name in fields)
+    labelled = "\n".join(f"{name.capitalize()}: {{{name}}}" for name in fields)
+    return [f"{labelled}\nLabel:", f"{body}\nAnswer:", f"Input: {body}\nCategory:"]
+
+
 def default_searchers(
     task: Task, served: bool = False, ray: bool = False, causal: bool = False
 ) -> list[SearcherSpec]:
@@ -93,10 +102,7 @@ def default_searchers(
     learned verbalizer and nearest-neighbour demonstrations); on the ``ray`` evaluator, without
     nearest-neighbour demonstrations (chosen where the local evaluator scores); with LoRA
     fine-tuning when the model is an in-process ``causal`` LM (PEFT trains nothing else)."""
-    fields = task.input_fields
-    body = "\n".join(f"{{{name}}}" for name in fields)
-    labelled = "\n".join(f"{name.capitalize()}: {{{name}}}" for name in fields)
-    templates = [f"{labelled}\nLabel:", f"{body}\nAnswer:", f"Input: {body}\nCategory:"]
+    templates = generic_templates(task)
     readouts = [r for r in READOUTS if r != "linear"] if served else READOUTS
     nearest = 0 if served or ray else NEAREST_DEMOS
     manual = {"templates": templates, "readouts": readouts}
