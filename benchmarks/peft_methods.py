@@ -61,12 +61,16 @@ def searcher_options(
 ) -> tuple[str, dict[str, Any]]:
     """(searcher type, options) of a method, at the same training budget. A method may carry
     option overrides, each after an ``@``: ``lora@learning_rate=0.001@patience=5`` (values as
-    JSON; ``--methods`` is comma-separated)."""
+    JSON, or a bare word as a string: ``template_choice=per_member``; ``--methods`` is
+    comma-separated)."""
     name, *overrides = method.split("@")
     options: dict[str, Any] = {"template": template, "max_epochs": epochs, "patience": 3}
     for item in overrides:
         key, _, value = item.partition("=")
-        options[key] = json.loads(value)
+        try:
+            options[key] = json.loads(value)
+        except ValueError:  # a bare word is a string: template_choice=per_member
+            options[key] = value
     if name == "soft":
         return "soft", options
     return "peft", {"method": name, **options}

@@ -74,7 +74,9 @@ LORA = {"method": "lora", "demos": 2}
 # Each member then trains and is scored on one of the three generic templates instead of all on
 # the first (`template_choice = "per_member"`, PET's ensemble of patterns; the members' weights,
 # demonstrations and folds are as before): at split seeds 13 and 87 MR 0.8550 and 0.8533
-# (0.8500, 0.8400 on one template), SST-2 0.8850 and 0.8717 (0.8867, 0.8600).
+# (0.8500, 0.8400 on one template), SST-2 0.8850 and 0.8717 (0.8867, 0.8600)
+# (benchmarks/results/peft-methods-per-member); at split seed 42 the default campaign's pick
+# scored MR 0.8370 (0.8295) and SST-2 0.8814 (0.8841): benchmarks/results/default-campaign-0a8c865.
 COMMITTEE = {
     "members": 3,
     "cross_fit": True,
