@@ -214,6 +214,6 @@ def read_folder(folder: str | Path) -> dict[str, np.ndarray]:
         ]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise PromptscoutError(f"cannot read the committee folder {folder}: {exc}") from None
-    members = [read_adapter_folder(folder / name) for name, *_ in listing]
-    held, demos, templates = ([entry[k] for entry in listing] for k in (1, 2, 3))
+    names, held, demos, templates = zip(*listing, strict=True)
+    members = [read_adapter_folder(folder / name) for name in names]
     return committee_bundle(members, held, demos, templates)

@@ -37,7 +37,7 @@ def member_seed(seed: int, member: int) -> int:
     return int(np.random.SeedSequence([seed, member]).generate_state(1)[0])
 
 
-def replace_seed(context: SearchContext, member: int) -> SearchContext:
+def member_context(context: SearchContext, member: int) -> SearchContext:
     """The search context of a committee's ``member``: the campaign's, with the member's seed."""
     return dataclasses.replace(context, seed=member_seed(context.seed, member))
 
@@ -67,7 +67,7 @@ class PeftCommittee(Searcher):
         """``member``: the one-adapter searcher class (:class:`PeftSearcher`) each member is."""
         super().__init__(config, context)
         self.members: list[Any] = [
-            member(config.member_options(j), replace_seed(context, j))
+            member(config.member_options(j), member_context(context, j))
             for j in range(config.members)
         ]
 

@@ -42,7 +42,7 @@ import numpy as np
 from promptscout.adapter_committee import committee_bundle
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import Curve, SearchContext, Searcher
-from promptscout.searchers.parametric.committee import member_curves, replace_seed
+from promptscout.searchers.parametric.committee import member_context, member_curves
 from promptscout.searchers.parametric.config import PER_MEMBER, PeftSearcherConfig
 from promptscout.searchers.parts import balanced_demo_pool
 from promptscout.searchers.trained import TrainedSearcher
@@ -70,7 +70,7 @@ class CrossFitCommittee(TrainedSearcher):
         self.member_class = member
         self.members: list[Any] = []
         for j, fold in enumerate(self.folds):
-            seeded = replace_seed(context, j)
+            seeded = member_context(context, j)
             # Its own pair, drawn from the training examples as a committee member's is.
             demos = tuple(balanced_demo_pool(seeded, config.demos))
             held = set(fold)
