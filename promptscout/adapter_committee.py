@@ -182,9 +182,14 @@ def write_folder(bundle: Mapping[str, np.ndarray], folder: str | Path) -> Path:
     listing = []
     for j, member in enumerate(committee_members(bundle)):
         write_adapter_folder(member.adapter, folder / f"member-{j}")
-        entry = {"folder": f"member-{j}", "held_out": list(member.held_out)}
-        entry["demos"] = list(member.demos)
-        listing.append({**entry, **({TEMPLATE: member.template} if member.template else {})})
+        entry = {
+            "folder": f"member-{j}",
+            "held_out": list(member.held_out),
+            "demos": list(member.demos),
+        }
+        if member.template:
+            entry[TEMPLATE] = member.template
+        listing.append(entry)
     note = {
         "members": listing,
         "scoring": "each member shows its own demos (and its template, where it names one); an "

@@ -413,17 +413,8 @@ def test_members_train_side_by_side_with_their_own_demonstrations_and_form_a_com
 def test_per_member_templates_train_each_member_on_its_own_pattern(tiny_causal):
     templates = ["{text} :", "Review: {text}\nIt was", "{text} All in all,"]
     options = {"learning_rate": 0.05, "demos": 2, "patience": 1, "max_epochs": 1}
-    searcher, bundles = (
-        searcher_on(
-            tiny_causal,
-            "lora",
-            members=4,
-            templates=templates,
-            template_choice="per_member",
-            **options,
-        ),
-        {},
-    )
+    per_member = {"members": 4, "templates": templates, "template_choice": "per_member"}
+    searcher, bundles = searcher_on(tiny_causal, "lora", **per_member, **options), {}
     # Cycling: the fourth member trains the first template again.
     assert [m.base.template for m in searcher.members] == [*templates, templates[0]]
     scored = train_to_the_end(searcher, dev_evaluator(tiny_causal, searcher, bundles), bundles)

@@ -26,7 +26,7 @@ import numpy as np
 
 from promptscout.prompts import Prompt
 from promptscout.searchers.base import Curve, Outcome, SearchContext, Searcher
-from promptscout.searchers.parametric.config import PER_MEMBER, PeftSearcherConfig
+from promptscout.searchers.parametric.config import PeftSearcherConfig
 
 
 def member_seed(seed: int, member: int) -> int:
@@ -78,7 +78,7 @@ class PeftCommittee(Searcher):
         first, *others = self.members
         first.check()
         for member in others:
-            if self.config.template_choice != PER_MEMBER:
+            if not member.template_chosen:  # it has the candidates the first chose among
                 member.base = dataclasses.replace(member.base, template=first.base.template)
                 member.template_chosen = True
             member.check()
