@@ -249,11 +249,15 @@ def describe(prompt: Prompt | Ensemble, width: int = 90) -> str:
             text += " w=" + "/".join(f"{w:.2f}" for w in prompt.weights)
         text += ": " + " + ".join(describe(m, width=10**6) for m in prompt.members)
         return text if len(text) <= width else text[: width - 3] + "..."
-    text = prompt.template.replace("\n", "\\n")
+    # A committee whose members each read their own template shows all of them.
+    templates = prompt.metadata.get("member_templates") or [prompt.template]
+    text = " / ".join(t.replace("\n", "\\n") for t in templates)
     if prompt.instruction:
         text = prompt.instruction.replace("\n", "\\n") + " | " + text
     if prompt.soft and prompt.metadata.get("method"):  # a PEFT adapter: its method
-        text = f"<{prompt.metadata['method']} {prompt.soft[:8]}> " + text
+        members = prompt.metadata.get("cross_fit")
+        committee = f" committee of {members}" if members else ""
+        text = f"<{prompt.metadata['method']}{committee} {prompt.soft[:8]}> " + text
     elif prompt.soft:  # learned vectors before the text: say how many, and which tensors
         vectors = prompt.metadata.get("vectors")
         text = f"<soft {vectors or '?'} vec {prompt.soft[:8]}> " + text

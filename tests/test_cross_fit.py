@@ -28,7 +28,7 @@ from promptscout.adapter_committee import (
 from promptscout.config import load_config
 from promptscout.errors import PromptscoutError
 from promptscout.evaluation.scoring import render_texts
-from promptscout.leaderboard import build_leaderboard
+from promptscout.leaderboard import build_leaderboard, describe
 from promptscout.soft_tensors import tensors_digest
 from promptscout.store import Store
 
@@ -95,6 +95,9 @@ def test_per_member_templates_travel_in_the_bundle_score_and_round_trip(tiny_cau
     ((prompt, dev),) = train_to_the_end(searcher, evaluator, bundles, rounds=1)
     members = committee_members(bundles[prompt.soft])
     assert [m.template for m in members] == templates and prompt.template == templates[0]
+    assert describe(prompt).startswith(
+        f"<lora committee of 2 {prompt.soft[:8]}> {{text}} : / Review: {{text}}\\nIt was"
+    )
     task = searcher.context.task
     for row, example_id in enumerate(dev.example_ids):
         (j,) = [j for j, m in enumerate(members) if example_id in m.held_out]

@@ -118,6 +118,8 @@ class CrossFitCommittee(TrainedSearcher):
         shown = [member.base.demos for member in self.members]
         own = [member.base.template for member in self.members]
         templates = own if self.config.template_choice == PER_MEMBER else None
+        if templates:  # the prompt shows the first member's; rows and exports name them all
+            metadata["member_templates"] = templates
         bundle = committee_bundle(adapters, self.folds, shown, templates)
         return [self._offer(bundle, metadata)]
 
