@@ -87,6 +87,7 @@ def run_one(task_name: str, seed: int, method: str, args: argparse.Namespace) ->
     """Train one method on one split seed; its pick's dev and test numbers."""
     from default_campaign import test_ids
 
+    from promptscout.campaign.default import generic_templates
     from promptscout.ensemble import Ensemble
     from promptscout.ensemble.finalize import pooled_evaluation
     from promptscout.evaluation.local import LocalEvaluator
@@ -102,8 +103,6 @@ def run_one(task_name: str, seed: int, method: str, args: argparse.Namespace) ->
     context = SearchContext(task, task.label_words, seed, model_provider=lambda: model)
     kind, options = searcher_options(method, args.epochs, args.template)
     if args.generic_templates:
-        from promptscout.campaign.default import generic_templates
-
         del options["template"]
         options["templates"] = generic_templates(task)
     searcher = create_searcher(kind, options, context)

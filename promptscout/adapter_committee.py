@@ -219,6 +219,7 @@ def read_folder(folder: str | Path) -> dict[str, np.ndarray]:
         ]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise PromptscoutError(f"cannot read the committee folder {folder}: {exc}") from None
-    names, held, demos, templates = zip(*listing, strict=True)
+    # An empty listing is refused below, as a committee of too few members.
+    names, held, demos, templates = zip(*listing, strict=True) if listing else ((),) * 4
     members = [read_adapter_folder(folder / name) for name in names]
     return committee_bundle(members, held, demos, templates)

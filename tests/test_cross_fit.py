@@ -133,6 +133,11 @@ def test_committee_bundles_are_checked_and_round_trip_through_a_folder(tiny_caus
     adapters = [m.adapter for m in committee_members(bundle)]
     with pytest.raises(PromptscoutError, match="2 or more"):
         committee_bundle(adapters[:1], [()], [()])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "committee.json").write_text('{"members": []}')
+    with pytest.raises(PromptscoutError, match="2 or more"):
+        read_folder(empty)
     broken = dict(bundle)
     broken["member1/held_out"] = np.frombuffer(b"[1, 2]", dtype=np.uint8)
     with pytest.raises(PromptscoutError, match="member 1: its held_out"):
